@@ -1,0 +1,217 @@
+"""`loopline` command line (also `python -m bot`)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from bot.logging import setup_logging
+from bot.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("loopline")
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    s = _settings()
+    s.require_slack_http()
+    from bot.runtime import Runtime
+    from bot.server import serve
+
+    rt = Runtime(s)
+    serve(rt, host=args.host, port=args.port or s.port, scheduler=not args.no_scheduler)
+    return 0
+
+
+def cmd_socket(args: argparse.Namespace) -> int:
+    s = _settings()
+    s.require("slack_app_token", "slack_bot_token")
+    import asyncio
+
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.runtime import Runtime
+    from bot.slack.client import make_async_web_client
+
+    # Socket Mode has no signatures to check; Bolt skips verification in this mode.
+    s = s.model_copy(update={"slack_signing_secret": s.slack_signing_secret or "socket-mode"})
+    rt = Runtime(s)
+    app = rt.build_app()
+    rt.start_background(scheduler=not args.no_scheduler)
+
+    async def main() -> None:
+        handler = AsyncSocketModeHandler(app, s.secret("slack_app_token"),
+                                         web_client=make_async_web_client(s, s.secret("slack_app_token")))
+        await handler.start_async()
+
+    try:
+        asyncio.run(main())
+    finally:
+        rt.stop()
+    return 0
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    s = _settings()
+    if not s.slack_bot_token and not s.oauth_enabled:
+        raise ConfigError("SLACK_BOT_TOKEN is not set (or set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET)")
+    from bot.runtime import Runtime
+
+    rt = Runtime(s)
+    rt.start_background()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log.info("scheduler and worker running")
+    stop.wait()
+    rt.stop()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from bot.db import Database
+
+    db = Database(_settings().database_url)
+    db.upgrade()
+    print("database schema is up to date")
+    return 0
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from bot.slack.manifest import render_manifest
+
+    if not args.url.startswith("https://"):
+        print("loopline: error: --url must be the public https:// address of this server", file=sys.stderr)
+        return 2
+    sys.stdout.write(render_manifest(args.url))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from bot.db import Database
+    from bot.exports import export_records
+
+    db = Database(_settings().database_url)
+    db.upgrade()
+    with db.read_session() as session:
+        for chunk in export_records(session, args.what, fmt=args.format, include_withdrawn=args.all):
+            sys.stdout.write(chunk)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from bot.db import Database
+    from bot.services.feedback import import_feedback_csv
+
+    s = _settings()
+    db = Database(s.database_url)
+    db.upgrade()
+    try:
+        fh = sys.stdin if args.file == "-" else open(args.file, newline="", encoding="utf-8-sig")  # noqa: SIM115
+    except OSError as e:
+        print(f"loopline: error: cannot read {args.file}: {e.strerror}", file=sys.stderr)
+        return 2
+    with fh:
+        report = import_feedback_csv(db.session, fh, team_id=args.team)
+    print(report.summary())
+    return 1 if report.rejected and not report.imported and not report.duplicates else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(keep=args.keep)
+
+
+def add_digest_parser(sub: Any) -> None:
+    p = sub.add_parser("digest", help="build the digest for a channel now")
+    p.add_argument("--channel", required=True, help="channel id, e.g. C0123ABCD")
+    p.add_argument("--print", action="store_true", dest="print_", help="render to the terminal instead of posting")
+    p.add_argument("--json", action="store_true", help="print the digest's data as JSON")
+    p.add_argument("--since", help="start of the period (YYYY-MM-DD); default: 7 days ago")
+    p.add_argument("--team", default=None, help="workspace id (default: the bot token's)")
+
+    def run(args: argparse.Namespace) -> int:
+        from bot.digest_cli import run_digest_command
+
+        return run_digest_command(_settings(), args)
+
+    p.set_defaults(fn=run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loopline", description="Loopline: the product-ops loop inside Slack")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="HTTP mode: POST /slack/events, GET /healthz")
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--no-scheduler", action="store_true", help="don't run the scheduler/worker in this process")
+    p.set_defaults(fn=cmd_serve)
+
+    p = sub.add_parser("socket", help="Socket Mode (needs SLACK_APP_TOKEN)")
+    p.add_argument("--no-scheduler", action="store_true")
+    p.set_defaults(fn=cmd_socket)
+
+    sub.add_parser("scheduler", help="run only the scheduler/delivery worker").set_defaults(fn=cmd_scheduler)
+    sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
+
+    add_digest_parser(sub)
+
+    p = sub.add_parser("import", help="import records")
+    p.add_argument("what", choices=["feedback"])
+    p.add_argument("file", help="CSV file (columns: text; optional area, kind, customer, arr, created_at, reporter)")
+    p.add_argument("--team", default="T_IMPORT", help="workspace id to import into")
+    p.set_defaults(fn=cmd_import)
+
+    p = sub.add_parser("export", help="write every record to stdout")
+    p.add_argument("what", choices=["feedback", "decisions", "announcements"])
+    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    p.add_argument("--all", action="store_true", help="include withdrawn feedback (with a status field)")
+    p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("manifest", help="print the Slack app manifest")
+    p.add_argument("--url", required=True, help="public base URL, e.g. https://loopline.example.com")
+    p.set_defaults(fn=cmd_manifest)
+
+    p = sub.add_parser("demo", help="a short realistic session against a local stand-in for Slack")
+    p.add_argument("--keep", action="store_true", help="keep the demo database afterwards")
+    p.set_defaults(fn=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings_fmt = "auto"
+        with contextlib.suppress(ConfigError):
+            settings_fmt = load_settings().loopline_log_format
+        setup_logging(settings_fmt)
+        fn: Callable[[argparse.Namespace], int] = args.fn
+        return fn(args)
+    except ConfigError as e:
+        print(f"loopline: configuration error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def dump_json(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

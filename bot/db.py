@@ -1,0 +1,111 @@
+"""Engine and session handling. One place decides how we talk to SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def make_engine(url: str, **kw: Any) -> Engine:
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        # psycopg 3 is the driver we ship; plain postgresql:// would look for psycopg2.
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite"):
+        kw.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, **kw)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _rec: Any) -> None:
+            # Python's sqlite3 opens transactions lazily and never for SELECT; take control so that
+            # BEGIN IMMEDIATE serialises writers instead of failing with "database is locked" mid-way.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL is durable against process crashes
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # Long reads (digests, exports) must not hold the write lock the edge needs for its acks.
+            readonly = conn.get_execution_options().get("loopline_readonly")
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+        return engine
+    kw.setdefault("pool_pre_ping", True)
+    kw.setdefault("pool_size", 10)
+    kw.setdefault("max_overflow", 20)
+    return create_engine(url, **kw)
+
+
+def is_postgres(engine_or_session: Engine | Session) -> bool:
+    bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
+    return bind.dialect.name == "postgresql"
+
+
+class Database:
+    """An engine plus its session factory; passed explicitly, never a module global."""
+
+    def __init__(self, url: str, **kw: Any) -> None:
+        self.url = url
+        self.engine = make_engine(url, **kw)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(loopline_readonly=True), expire_on_commit=False
+        )
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: commit on success, roll back on error."""
+        with self.sessions() as s, s.begin():
+            yield s
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A transaction for reading only (on SQLite it does not take the write lock)."""
+        with self._read_sessions() as s, s.begin():
+            yield s
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as c:
+                c.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    def upgrade(self) -> None:
+        upgrade(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(url: str | None = None) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(engine: Engine) -> None:
+    """Alembic `upgrade head` on this engine (used at start-up and by `loopline migrate`)."""
+    from alembic import command
+
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")

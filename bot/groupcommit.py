@@ -1,0 +1,110 @@
+"""Durable writes before the ack, many requests per commit.
+
+The edge must persist what Slack sent before it answers (so a crash after the ack loses nothing),
+but a commit per request would cap throughput at the disk's fsync rate. Requests hand their unit of
+work to one writer thread, which runs every unit that queued up meanwhile in a single transaction
+and then wakes each waiting request. Under load a commit carries dozens of requests; alone, a
+request waits for just its own commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+from bot.db import Database
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+Unit = Callable[[Session], Any]
+
+
+class GroupCommitter:
+    def __init__(self, db: Database, *, on_commit: Callable[[], None] | None = None, max_batch: int = 128):
+        self.db = db
+        self.on_commit = on_commit
+        self.max_batch = max_batch
+        self._q: queue.SimpleQueue[tuple[Unit, asyncio.AbstractEventLoop | None, Any] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="loopline-groupcommit", daemon=True)
+        self._thread.start()
+        self.commits = 0
+        self.units = 0
+
+    async def run(self, fn: Callable[[Session], T]) -> T:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._q.put((fn, loop, fut))
+        return await fut
+
+    def run_sync(self, fn: Callable[[Session], T]) -> T:
+        """For callers without an event loop (CLI, tests): a plain transaction of its own."""
+        with self.db.session() as s:
+            result = fn(s)
+        if self.on_commit:
+            self.on_commit()
+        return result
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            first = self._q.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[tuple[Unit, Any, Any]]) -> None:
+        try:
+            with self.db.session() as s:
+                results = [fn(s) for fn, _, _ in batch]
+            outcomes: list[tuple[bool, Any]] = [(True, r) for r in results]
+        except Exception:
+            # One failing unit must not sink the others: replay each alone (units are idempotent).
+            outcomes = []
+            for fn, _, _ in batch:
+                try:
+                    with self.db.session() as s:
+                        outcomes.append((True, fn(s)))
+                except Exception as e:  # handed back to the awaiting request, which reports it
+                    outcomes.append((False, e))
+        self.commits += 1
+        self.units += len(batch)
+        if self.on_commit:
+            try:
+                self.on_commit()
+            except Exception:
+                log.exception("on_commit hook failed")
+        for (_, loop, fut), (ok, value) in zip(batch, outcomes, strict=True):
+            if loop is not None:
+                loop.call_soon_threadsafe(_resolve, fut, ok, value)
+
+
+def _resolve(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if fut.done():
+        return
+    if ok:
+        fut.set_result(value)
+    else:
+        fut.set_exception(value)

@@ -1,0 +1,55 @@
+"""Per-channel settings: watch mode and the customer account a channel belongs to."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.models import Channel
+from bot.services.common import insert_ignore
+
+
+def get_channel(session: Session, *, team_id: str, channel_id: str) -> Channel | None:
+    return session.scalar(select(Channel).where(Channel.team_id == team_id, Channel.channel_id == channel_id))
+
+
+def ensure_channel(session: Session, *, team_id: str, channel_id: str, name: str | None = None) -> Channel:
+    insert_ignore(session, Channel, {"team_id": team_id, "channel_id": channel_id, "name": name,
+                                     "is_private": channel_id.startswith("G"), "watched": False,
+                                     "archived": False},
+                  conflict=["team_id", "channel_id"])
+    ch = get_channel(session, team_id=team_id, channel_id=channel_id)
+    assert ch is not None
+    if name and ch.name != name:
+        ch.name = name
+    return ch
+
+
+def set_watch(session: Session, *, team_id: str, channel_id: str, watched: bool, by: str,
+              name: str | None = None) -> bool:
+    """Turn automatic capture on or off. Returns whether anything changed."""
+    ch = ensure_channel(session, team_id=team_id, channel_id=channel_id, name=name)
+    changed = ch.watched != watched
+    ch.watched = watched
+    ch.watched_by = by if watched else ch.watched_by
+    return changed
+
+
+def set_account(session: Session, *, team_id: str, channel_id: str, customer: str, arr: float | None,
+                name: str | None = None) -> Channel:
+    ch = ensure_channel(session, team_id=team_id, channel_id=channel_id, name=name)
+    ch.customer = customer.strip()[:255]
+    ch.customer_arr = arr
+    return ch
+
+
+def watched_channels(session: Session, *, team_id: str | None = None) -> set[tuple[str, str]]:
+    q = select(Channel.team_id, Channel.channel_id).where(Channel.watched.is_(True), Channel.archived.is_(False))
+    if team_id:
+        q = q.where(Channel.team_id == team_id)
+    return {(t, c) for t, c in session.execute(q)}
+
+
+def mark_archived(session: Session, *, team_id: str, channel_id: str, archived: bool = True) -> None:
+    ch = ensure_channel(session, team_id=team_id, channel_id=channel_id)
+    ch.archived = archived

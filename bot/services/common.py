@@ -1,0 +1,93 @@
+"""Helpers shared by the services: idempotent inserts, ids, area names."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from bot.models import Base, Job
+
+_SPACES = re.compile(r"\s+")
+
+
+class ServiceError(ValueError):
+    """A rule of the product was broken; the message is shown to the person, as is."""
+
+
+def insert_ignore(session: Session, model: type[Base], values: dict[str, Any], *, conflict: list[str]) -> bool:
+    """INSERT that silently does nothing when the natural key exists. Returns True if a row was added.
+
+    Dedup lives in the database, not in memory, so it holds across retries, restarts and replicas.
+    """
+    dialect = session.get_bind().dialect.name
+    stmt: Any
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
+    else:  # pragma: no cover - other databases are not supported yet
+        stmt = insert(model).values(**values)
+    result = session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def enqueue(session: Session, *, key: str, kind: str, team_id: str | None, payload: dict[str, Any],
+            delay: float = 0.0) -> bool:
+    """Put a unit of work in the durable queue, once per `key`."""
+    now = datetime.now(UTC)
+    return insert_ignore(
+        session,
+        Job,
+        {"key": key[:255], "kind": kind, "team_id": team_id, "payload": payload, "status": "pending",
+         "attempts": 0, "run_after": now + timedelta(seconds=delay), "created_at": now},
+        conflict=["key"],
+    )
+
+
+def normalise_area(name: str) -> str:
+    """'  Mobile   App ' -> 'mobile app': the key areas are matched on."""
+    return _SPACES.sub(" ", name.strip().strip("#").strip()).lower()[:80]
+
+
+def split_list(text: str) -> list[str]:
+    """'billing, Mobile App;; sso' -> ['billing', 'Mobile App', 'sso'] (order kept, duplicates dropped)."""
+    seen: dict[str, str] = {}
+    for part in re.split(r"[,;\n]+", text or ""):
+        label = _SPACES.sub(" ", part.strip().strip("#").strip())
+        if label and normalise_area(label) not in seen:
+            seen[normalise_area(label)] = label
+    return list(seen.values())
+
+
+_PUBLIC_ID = re.compile(r"^\s*(?:(FB|D|AN)-?)?(\d+)\s*$", re.IGNORECASE)
+
+
+def parse_public_id(text: str, prefix: str) -> int | None:
+    """'FB-12', 'fb12', '12' -> 12 for prefix FB; anything else -> None."""
+    m = _PUBLIC_ID.match(text or "")
+    if not m or (m.group(1) and m.group(1).upper() != prefix):
+        return None
+    return int(m.group(2))
+
+
+def parse_public_ids(text: str, prefix: str) -> tuple[list[int], list[str]]:
+    """Split 'FB-12, FB-40 x' into ([12, 40], ['x'])."""
+    ids: list[int] = []
+    bad: list[str] = []
+    for part in re.split(r"[\s,;]+", text or ""):
+        if not part:
+            continue
+        n = parse_public_id(part, prefix)
+        if n is None:
+            bad.append(part)
+        elif n not in ids:
+            ids.append(n)
+    return ids, bad

@@ -1,0 +1,334 @@
+"""Feedback: capture, votes, withdrawal, edits, details, export and import. No Slack imports here."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from bot.models import DecisionFeedback, Feedback, FeedbackVote, utcnow
+from bot.services.channels import get_channel
+from bot.services.common import ServiceError, insert_ignore, normalise_area
+
+SOURCES = ("command", "shortcut", "reaction", "watch", "import", "modal")
+KINDS = ("feedback", "idea", "bug", "question", "praise")
+MAX_TEXT = 40_000  # Slack's own message ceiling; anything longer is not a message we were sent
+
+
+def message_key(team_id: str, channel: str, ts: str) -> str:
+    """Natural key of feedback that came from a Slack message: one item per message, however captured."""
+    return f"msg:{team_id}:{channel}:{ts}"
+
+
+def get_feedback(session: Session, feedback_id: int) -> Feedback | None:
+    return session.get(Feedback, feedback_id)
+
+
+def find_by_message(session: Session, *, team_id: str, channel: str, ts: str) -> Feedback | None:
+    return session.scalar(select(Feedback).where(Feedback.source_key == message_key(team_id, channel, ts)))
+
+
+def capture_feedback(
+    session: Session,
+    *,
+    team_id: str,
+    source: str,
+    source_key: str,
+    text: str,
+    channel: str | None = None,
+    ts: str | None = None,
+    thread_ts: str | None = None,
+    permalink: str | None = None,
+    reporter: str | None = None,
+    captured_by: str | None = None,
+    kind: str | None = None,
+    area: str | None = None,
+    customer: str | None = None,
+    arr: float | None = None,
+    created_at: datetime | None = None,
+    text_pending: bool = False,
+    vote_via: str = "capture",
+) -> tuple[Feedback, bool]:
+    """Store feedback once per `source_key`. Returns (item, created).
+
+    A second capture of the same message (a retry, a double click, a reaction after a shortcut) returns
+    the existing item, counting the new person as a vote; a withdrawn item comes back to life.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}")
+    text = (text or "")[:MAX_TEXT]
+    if not text.strip() and not text_pending:
+        raise ServiceError("Feedback text is empty.")
+    if channel and (customer is None or arr is None):
+        mapped = get_channel(session, team_id=team_id, channel_id=channel)
+        if mapped and mapped.customer:
+            customer = customer or mapped.customer
+            arr = arr if arr is not None else mapped.customer_arr
+    now = created_at or utcnow()
+    created = insert_ignore(
+        session,
+        Feedback,
+        {
+            "team_id": team_id, "source_key": source_key[:255], "text": text, "kind": (kind or "feedback"),
+            "area": normalise_area(area) if area else None, "customer": customer, "arr": arr,
+            "channel": channel, "ts": ts, "thread_ts": thread_ts, "permalink": permalink,
+            "reporter": reporter, "captured_by": captured_by, "source": source, "status": "active",
+            "text_pending": text_pending, "created_at": now, "updated_at": now,
+        },
+        conflict=["source_key"],
+    )
+    item = session.scalar(select(Feedback).where(Feedback.source_key == source_key[:255]))
+    assert item is not None
+    if not created and item.status == "withdrawn" and source == "reaction":
+        item.status, item.withdrawn_reason = "active", None
+        item.captured_by = captured_by or item.captured_by
+    if not created and item.text_pending and text.strip():
+        item.text, item.text_pending = text, False
+    if captured_by:
+        add_vote(session, feedback_id=item.id, user_id=captured_by, via=vote_via)
+        session.refresh(item, ["votes"])
+    return item, created
+
+
+def add_vote(session: Session, *, feedback_id: int, user_id: str, via: str) -> bool:
+    """Count `user_id` for this item via one route. Returns True if that person is a new voter."""
+    had = session.scalar(
+        select(FeedbackVote.id).where(FeedbackVote.feedback_id == feedback_id, FeedbackVote.user_id == user_id)
+    )
+    insert_ignore(session, FeedbackVote, {"feedback_id": feedback_id, "user_id": user_id, "via": via,
+                                          "created_at": utcnow()},
+                  conflict=["feedback_id", "user_id", "via"])
+    return had is None
+
+
+def remove_vote(session: Session, *, feedback_id: int, user_id: str, via: str) -> Feedback | None:
+    """Drop one route of support. An item captured by reaction that nobody tags any more is withdrawn."""
+    session.execute(
+        delete(FeedbackVote).where(
+            FeedbackVote.feedback_id == feedback_id, FeedbackVote.user_id == user_id, FeedbackVote.via == via
+        )
+    )
+    item = session.get(Feedback, feedback_id)
+    if item is None:
+        return None
+    session.refresh(item, ["votes"])
+    if item.source == "reaction" and not item.votes and item.status == "active":
+        item.status, item.withdrawn_reason = "withdrawn", "reaction_removed"
+    return item
+
+
+def follow_edit(session: Session, *, team_id: str, channel: str, ts: str, text: str) -> Feedback | None:
+    """The source message was edited: the item's text follows it."""
+    item = find_by_message(session, team_id=team_id, channel=channel, ts=ts)
+    if item is not None and text.strip() and item.text != text:
+        item.text, item.text_pending = text[:MAX_TEXT], False
+        item.embedding, item.embedding_model = None, None  # recomputed by the worker
+    return item
+
+
+def follow_delete(session: Session, *, team_id: str, channel: str, ts: str) -> Feedback | None:
+    """The source message was deleted: withdraw (kept, but left out of digests and the default export)."""
+    item = find_by_message(session, team_id=team_id, channel=channel, ts=ts)
+    if item is not None and item.status != "withdrawn":
+        item.status, item.withdrawn_reason = "withdrawn", "source_deleted"
+    return item
+
+
+def fill_from_slack(session: Session, *, feedback_id: int, text: str | None = None, reporter: str | None = None,
+                    permalink: str | None = None, thread_ts: str | None = None) -> Feedback | None:
+    """Complete an item with what the worker fetched from the Web API after the ack."""
+    item = session.get(Feedback, feedback_id)
+    if item is None:
+        return None
+    if text is not None and (item.text_pending or not item.text.strip()):
+        item.text, item.text_pending = text[:MAX_TEXT], False
+    if reporter and not item.reporter:
+        item.reporter = reporter
+    if permalink:
+        item.permalink = permalink
+    if thread_ts and not item.thread_ts:
+        item.thread_ts = thread_ts
+    return item
+
+
+def update_details(session: Session, *, feedback_id: int, text: str | None = None, customer: str | None = None,
+                   area: str | None = None, kind: str | None = None, arr: float | None = None) -> Feedback:
+    item = session.get(Feedback, feedback_id)
+    if item is None:
+        raise ServiceError(f"FB-{feedback_id} does not exist.")
+    if text is not None and text.strip():
+        if text != item.text:
+            item.embedding, item.embedding_model = None, None
+        item.text = text[:MAX_TEXT]
+    if customer is not None:
+        item.customer = customer.strip() or None
+    if area is not None:
+        item.area = normalise_area(area) or None
+    if kind:
+        item.kind = kind
+    if arr is not None:
+        item.arr = arr
+    return item
+
+
+def parse_arr(text: str | None) -> float | None:
+    """'120k', '$1.2M', '45,000' -> number; '' -> None; junk -> ServiceError."""
+    if text is None or not str(text).strip():
+        return None
+    t = str(text).strip().lower().replace("$", "").replace(",", "").replace("_", "").replace(" ", "")
+    mult = 1.0
+    if t.endswith("k"):
+        mult, t = 1_000.0, t[:-1]
+    elif t.endswith("m"):
+        mult, t = 1_000_000.0, t[:-1]
+    try:
+        value = float(t) * mult
+    except ValueError:
+        raise ServiceError(f"ARR must be a number such as 120000, 120k or $1.2M (got {text!r}).") from None
+    if value < 0 or value != value or value == float("inf"):
+        raise ServiceError(f"ARR must be a positive number (got {text!r}).")
+    return value
+
+
+# --- export -------------------------------------------------------------------------------------
+
+EXPORT_FIELDS = ["id", "text", "kind", "area", "customer", "arr", "channel", "ts", "permalink", "reporter",
+                 "captured_by", "votes", "source", "created_at", "decision_ids"]
+
+
+def feedback_record(item: Feedback, decision_ids: list[int]) -> dict[str, Any]:
+    return {
+        "id": item.public_id, "text": item.text, "kind": item.kind, "area": item.area,
+        "customer": item.customer, "arr": item.arr, "channel": item.channel, "ts": item.ts,
+        "permalink": item.permalink, "reporter": item.reporter, "captured_by": item.captured_by,
+        "votes": item.vote_count, "source": item.source,
+        "created_at": item.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "decision_ids": [f"D-{d}" for d in sorted(decision_ids)],
+    }
+
+
+def export_feedback(session: Session, *, include_withdrawn: bool = False, team_id: str | None = None,
+                    batch: int = 1000) -> Iterator[dict[str, Any]]:
+    q = select(Feedback).order_by(Feedback.id)
+    if not include_withdrawn:
+        q = q.where(Feedback.status == "active")
+    if team_id:
+        q = q.where(Feedback.team_id == team_id)
+    links: dict[int, list[int]] = {}
+    for fid, did in session.execute(select(DecisionFeedback.feedback_id, DecisionFeedback.decision_id)):
+        links.setdefault(fid, []).append(did)
+    for item in session.scalars(q.execution_options(yield_per=batch)):
+        rec = feedback_record(item, links.get(item.id, []))
+        if include_withdrawn:
+            rec["status"] = item.status
+        yield rec
+
+
+# --- import -------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+
+    def summary(self) -> str:
+        lines = [f"imported {self.imported}, already present {self.duplicates}, rejected {len(self.rejected)}"]
+        lines += [f"  line {n}: {why}" for n, why in self.rejected]
+        return "\n".join(lines)
+
+
+def _parse_created(value: str) -> datetime:
+    v = value.strip()
+    if v.endswith("Z"):
+        v = v[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(v)
+    except ValueError:
+        raise ValueError(f"created_at {value!r} is not ISO 8601 (e.g. 2026-03-01T14:30:00Z)") from None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def import_feedback_csv(session_factory: Any, stream: Iterable[str], *, team_id: str,
+                        default_reporter: str | None = None) -> ImportReport:
+    """Import CSV rows; each good row in its own transaction so a bad one never takes others with it.
+
+    Idempotent: a row's natural key is a hash of its content, so importing a file twice adds nothing.
+    `session_factory` is a context manager factory yielding a Session in a transaction (Database.session).
+    """
+    report = ImportReport()
+    reader = csv.DictReader(stream)
+    if reader.fieldnames is None or "text" not in [f.strip().lower() for f in reader.fieldnames]:
+        report.rejected.append((1, "the header must include a 'text' column "
+                                   "(optional: area, kind, customer, arr, created_at, reporter)"))
+        return report
+    reader.fieldnames = [f.strip().lower() for f in reader.fieldnames]
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            report.rejected.append((reader.line_num, f"unreadable CSV: {e}"))
+            continue
+        line = reader.line_num
+        try:
+            values = _import_values(row)
+        except (ValueError, ServiceError) as e:
+            report.rejected.append((line, str(e)))
+            continue
+        digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:40]
+        with session_factory() as session:
+            _, created = capture_feedback(
+                session, team_id=team_id, source="import", source_key=f"import:{team_id}:{digest}",
+                text=values["text"], kind=values["kind"], area=values["area"], customer=values["customer"],
+                arr=values["arr"], created_at=values["created_at"],
+                reporter=values["reporter"] or default_reporter,
+            )
+        if created:
+            report.imported += 1
+        else:
+            report.duplicates += 1
+    return report
+
+
+def _import_values(row: dict[str, Any]) -> dict[str, Any]:
+    if None in row:  # csv puts surplus cells under the key None
+        raise ValueError(f"too many cells ({len(row) - 1 + len(row[None])} for {len(row) - 1} columns)")
+    text = (row.get("text") or "").strip()
+    if not text:
+        raise ValueError("text is empty")
+    kind = (row.get("kind") or "").strip().lower() or "feedback"
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    created = row.get("created_at") or ""
+    return {
+        "text": text[:MAX_TEXT],
+        "kind": kind,
+        "area": (row.get("area") or "").strip() or None,
+        "customer": (row.get("customer") or "").strip() or None,
+        "arr": parse_arr(row.get("arr")),
+        "created_at": _parse_created(created) if created.strip() else None,
+        "reporter": (row.get("reporter") or "").strip() or None,
+    }
+
+
+def records_to_csv(records: Iterable[dict[str, Any]], fieldnames: list[str]) -> Iterator[str]:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fieldnames, extrasaction="ignore")
+    writer.writeheader()
+    yield buf.getvalue()
+    for rec in records:
+        buf.seek(0)
+        buf.truncate()
+        writer.writerow({k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in rec.items()})
+        yield buf.getvalue()

@@ -1,0 +1,89 @@
+"""Builds the Bolt AsyncApp: verification, authorisation, listeners, one error handler."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.response import BoltResponse
+
+import bot.slack.compat  # noqa: F401  (fixes Bolt's body parser before any request)
+from bot.logging import bind
+from bot.slack.client import make_async_web_client
+from bot.slack.edge import Edge, team_of
+from bot.slack.manifest import BOT_SCOPES
+
+log = logging.getLogger(__name__)
+
+
+def build_app(edge: Edge, *, bot_identity: dict[str, Any] | None = None, oauth_stores: tuple[Any, Any] | None = None,
+              ) -> AsyncApp:
+    """`bot_identity` is auth.test's answer for the single-workspace token (fetched once at start-up)."""
+    settings = edge.settings
+    signing_secret = settings.secret("slack_signing_secret") or ""
+    # Listeners run before the HTTP response: they only write to the database (group-committed,
+    # ~1 ms) and leave network work to lazy listeners and the worker. See ARCHITECTURE.md's table.
+    common: dict[str, Any] = {"signing_secret": signing_secret, "process_before_response": True,
+                              "request_verification_enabled": True, "ignoring_self_events_enabled": True}
+    if oauth_stores is not None:
+        from bot.slack.oauth import AsyncInstallationStoreAdapter, AsyncStateStoreAdapter
+
+        installs, states = oauth_stores
+        app = AsyncApp(
+            **common,
+            client=make_async_web_client(settings, None),
+            installation_store=AsyncInstallationStoreAdapter(installs),
+            oauth_settings=AsyncOAuthSettings(
+                client_id=settings.slack_client_id or "",
+                client_secret=settings.secret("slack_client_secret") or "",
+                scopes=BOT_SCOPES,
+                installation_store=AsyncInstallationStoreAdapter(installs),
+                state_store=AsyncStateStoreAdapter(states),
+            ),
+        )
+    else:
+        token = settings.secret("slack_bot_token") or ""
+        ident = bot_identity or {}
+
+        async def authorize(**_: Any) -> AuthorizeResult:
+            # A fixed answer: Bolt's default would call auth.test on the first request, inside its ack.
+            return AuthorizeResult(enterprise_id=None, team_id=ident.get("team_id"), bot_token=token,
+                                   bot_id=ident.get("bot_id"), bot_user_id=ident.get("user_id"))
+
+        app = AsyncApp(**common, client=make_async_web_client(settings, token), authorize=authorize)
+
+    @app.middleware
+    async def log_context(body: dict[str, Any], next: Any) -> Any:
+        event = body.get("event") or {}
+        with bind(team=team_of(body), event_id=body.get("event_id"),
+                  channel=body.get("channel_id") or event.get("channel") or (body.get("channel") or {}).get("id"),
+                  user=body.get("user_id") or event.get("user") or (body.get("user") or {}).get("id")):
+            return await next()
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse | None:
+        ref = uuid.uuid4().hex[:8]
+        log.error("listener failed (ref %s): %r", ref, error, exc_info=error)
+        message = f":warning: Something went wrong on our side (reference `{ref}`). Nothing you sent was lost; please try again."
+        if body.get("type") == "view_submission":
+            # Keep the modal open with the reason next to its first input, so nothing typed is lost.
+            blocks = (body.get("view") or {}).get("blocks") or []
+            first_input = next((b.get("block_id") for b in blocks if b.get("type") == "input"), None)
+            if first_input:
+                return BoltResponse(status=200, headers={"content-type": "application/json"},
+                                    body=json.dumps({"response_action": "errors",
+                                                     "errors": {first_input: f"Something went wrong (ref {ref}); try again."}}))
+        if body.get("command") or body.get("response_url"):
+            return BoltResponse(status=200, headers={"content-type": "application/json"},
+                                body=json.dumps({"response_type": "ephemeral", "text": message}))
+        return None
+
+    from bot.slack.listeners import register_all
+
+    register_all(app, edge)
+    return app

@@ -1,0 +1,57 @@
+"""What every listener needs: settings, the group-committed database writer, small caches."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+from bot.db import Database
+from bot.groupcommit import GroupCommitter
+from bot.services.channels import watched_channels
+from bot.settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclass
+class Edge:
+    settings: Settings
+    db: Database
+    writer: GroupCommitter
+    _watched: set[tuple[str, str]] = field(default_factory=set)
+    _watched_at: float = 0.0
+    watched_ttl: float = 2.0
+
+    async def write(self, fn: Callable[[Session], T]) -> T:
+        """Run `fn` in a group-committed transaction; returns once it is durable."""
+        return await self.writer.run(fn)
+
+    def is_watched(self, team_id: str, channel: str) -> bool:
+        # Every message in every channel the bot is in arrives here; a short-lived cache keeps the
+        # common case (not watched) free of database reads. Toggling watch refreshes it at once.
+        now = time.monotonic()
+        if now - self._watched_at > self.watched_ttl:
+            with self.db.read_session() as s:
+                self._watched = watched_channels(s)
+            self._watched_at = now
+        return (team_id, channel) in self._watched
+
+    def invalidate_watched(self) -> None:
+        self._watched_at = 0.0
+
+
+def team_of(body: dict[str, Any]) -> str:
+    """The workspace a payload belongs to, for commands, events and interactivity alike."""
+    team = body.get("team")
+    candidates = [
+        body.get("team_id"),
+        team.get("id") if isinstance(team, dict) else None,
+        (body.get("user") or {}).get("team_id") if isinstance(body.get("user"), dict) else None,
+        (body.get("view") or {}).get("team_id") if isinstance(body.get("view"), dict) else None,
+        ((body.get("authorizations") or [{}])[0] or {}).get("team_id"),
+    ]
+    return str(next((c for c in candidates if c), "T_UNKNOWN"))

@@ -1,0 +1,14 @@
+"""Each listener module registers itself; this is the list."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.slack.edge import Edge
+
+
+def register_all(app: AsyncApp, edge: Edge) -> None:
+    from bot.slack.listeners import events, feedback, home
+
+    for module in (feedback, events, home):
+        module.register(app, edge)

@@ -1,0 +1,77 @@
+"""Events API: persist what matters to the inbox (one row per event_id) and ack. Nothing else here.
+
+Every event type the manifest subscribes to has a listener, because Bolt answers 404 to an
+unhandled event and Slack counts that as a failure and retries it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from sqlalchemy.orm import Session
+
+from bot.services.common import enqueue
+from bot.slack.edge import Edge, team_of
+
+# The events in slack-manifest.yml (bot events); `message` covers message.channels and message.groups.
+SUBSCRIBED_EVENTS = (
+    "reaction_added",
+    "reaction_removed",
+    "message",
+    "app_home_opened",
+    "app_uninstalled",
+    "tokens_revoked",
+    "member_joined_channel",
+    "channel_archive",
+    "channel_unarchive",
+    "channel_deleted",
+    "group_archive",
+    "group_unarchive",
+    "group_deleted",
+)
+MANIFEST_BOT_EVENTS = (*tuple(e for e in SUBSCRIBED_EVENTS if e not in ("message", "app_uninstalled", "tokens_revoked")), "message.channels", "message.groups", "app_uninstalled", "tokens_revoked")
+
+_IGNORED_MESSAGE_SUBTYPES = None  # plain human messages have no subtype
+
+
+def base_reaction(name: str) -> str:
+    """'bulb::skin-tone-2' -> 'bulb'."""
+    return name.split("::", 1)[0]
+
+
+def worth_keeping(edge: Edge, team: str, event: dict[str, Any]) -> bool:
+    """Drop at the edge what can never matter, so chatty channels don't fill the queue."""
+    etype = event.get("type")
+    if etype in ("reaction_added", "reaction_removed"):
+        return (event.get("item") or {}).get("type") == "message" and base_reaction(
+            event.get("reaction", "")) in edge.settings.reactions
+    if etype == "message":
+        subtype = event.get("subtype")
+        if subtype in ("message_changed", "message_deleted"):
+            return True  # might be the source of a captured item; the worker checks
+        if subtype is not None or event.get("bot_id") or not event.get("user"):
+            return False  # joins, bots, channel topics...: never feedback
+        thread_ts = event.get("thread_ts")
+        if thread_ts and thread_ts != event.get("ts"):
+            return False  # thread replies are conversation about feedback, not new feedback
+        return event.get("channel_type") in ("channel", "group", None) and edge.is_watched(team, event.get("channel", ""))
+    return True
+
+
+def register(app: AsyncApp, edge: Edge) -> None:
+    async def persist(body: dict[str, Any], event: dict[str, Any]) -> None:
+        team = team_of(body)
+        if not worth_keeping(edge, team, event):
+            return
+        event_id = body.get("event_id") or f"{event.get('type')}:{event.get('event_ts') or event.get('ts')}"
+
+        def put(s: Session) -> None:
+            enqueue(s, key=f"ev:{event_id}", kind="event", team_id=team,
+                    payload={"event": event, "event_id": event_id, "team_id": team,
+                             "is_ext_shared_channel": body.get("is_ext_shared_channel", False)})
+
+        await edge.write(put)
+
+    for etype in SUBSCRIBED_EVENTS:
+        app.event(etype)(persist)

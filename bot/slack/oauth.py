@@ -1,0 +1,76 @@
+"""Multi-workspace installs: slack-sdk's SQLAlchemy stores, shared by the async edge and the sync worker."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from slack_sdk.oauth.installation_store import Bot, Installation
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+from sqlalchemy import Engine
+
+
+def make_stores(client_id: str, engine: Engine) -> tuple[SQLAlchemyInstallationStore, SQLAlchemyOAuthStateStore]:
+    installs = SQLAlchemyInstallationStore(client_id=client_id, engine=engine)
+    states = SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine)
+    # The stores own their table definitions; create_all is idempotent.
+    installs.create_tables()
+    states.create_tables()
+    return installs, states
+
+
+class AsyncInstallationStoreAdapter(AsyncInstallationStore):
+    """The async edge needs an AsyncInstallationStore; run the sync store's calls in a thread.
+
+    (slack-sdk's AsyncSQLAlchemyInstallationStore would need an async driver for both databases.)
+    """
+
+    def __init__(self, store: SQLAlchemyInstallationStore):
+        self.store = store
+
+    @property
+    def logger(self) -> Any:
+        return self.store.logger
+
+    async def async_save(self, installation: Installation) -> None:
+        await asyncio.to_thread(self.store.save, installation)
+
+    async def async_save_bot(self, bot: Bot) -> None:
+        await asyncio.to_thread(self.store.save_bot, bot)
+
+    async def async_find_bot(self, *, enterprise_id: str | None, team_id: str | None,
+                             is_enterprise_install: bool | None = False) -> Bot | None:
+        return await asyncio.to_thread(self.store.find_bot, enterprise_id=enterprise_id, team_id=team_id,
+                                       is_enterprise_install=is_enterprise_install)
+
+    async def async_find_installation(self, *, enterprise_id: str | None, team_id: str | None,
+                                      user_id: str | None = None,
+                                      is_enterprise_install: bool | None = False) -> Installation | None:
+        return await asyncio.to_thread(self.store.find_installation, enterprise_id=enterprise_id, team_id=team_id,
+                                       user_id=user_id, is_enterprise_install=is_enterprise_install)
+
+    async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
+        await asyncio.to_thread(self.store.delete_bot, enterprise_id=enterprise_id, team_id=team_id)
+
+    async def async_delete_installation(self, *, enterprise_id: str | None, team_id: str | None,
+                                        user_id: str | None = None) -> None:
+        await asyncio.to_thread(self.store.delete_installation, enterprise_id=enterprise_id, team_id=team_id,
+                                user_id=user_id)
+
+
+class AsyncStateStoreAdapter(AsyncOAuthStateStore):
+    def __init__(self, store: SQLAlchemyOAuthStateStore):
+        self.store = store
+
+    @property
+    def logger(self) -> Any:
+        return self.store.logger
+
+    async def async_issue(self, *args: Any, **kwargs: Any) -> str:
+        return await asyncio.to_thread(self.store.issue, *args, **kwargs)
+
+    async def async_consume(self, state: str) -> bool:
+        return await asyncio.to_thread(self.store.consume, state)

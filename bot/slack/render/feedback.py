@@ -1,0 +1,168 @@
+"""Pure renderers for feedback: confirmations and the feedback modal."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bot.slack.ids import Action, Block, Callback
+from bot.slack.render import blocks as bk
+from bot.slack.render.text import INPUT_TEXT_MAX, escape, link, mention, money, plain, quote
+
+KIND_LABELS = {"feedback": "Feedback", "idea": "Idea", "bug": "Bug", "question": "Question", "praise": "Praise"}
+
+
+@dataclass(frozen=True)
+class FeedbackSummary:
+    """What a renderer needs to know about an item (built from the model by the caller)."""
+
+    id: int
+    text: str
+    kind: str
+    votes: int
+    area: str | None = None
+    customer: str | None = None
+    arr: float | None = None
+    permalink: str | None = None
+    reporter: str | None = None
+    status: str = "active"
+
+    @property
+    def public_id(self) -> str:
+        return f"FB-{self.id}"
+
+
+def summary_of(item: Any) -> FeedbackSummary:
+    return FeedbackSummary(id=item.id, text=item.text, kind=item.kind, votes=item.vote_count, area=item.area,
+                           customer=item.customer, arr=item.arr, permalink=item.permalink,
+                           reporter=item.reporter, status=item.status)
+
+
+def _details_line(fb: FeedbackSummary) -> str:
+    parts = [KIND_LABELS.get(fb.kind, escape(fb.kind.title()))]
+    if fb.customer:
+        parts.append(f"customer *{escape(fb.customer)}*" + (f" ({money(fb.arr)} ARR)" if fb.arr else ""))
+    if fb.area:
+        parts.append(f"area _{escape(fb.area)}_")
+    parts.append(f"{fb.votes} vote{'s' if fb.votes != 1 else ''}")
+    return " · ".join(parts)
+
+
+def capture_confirmation(fb: FeedbackSummary, *, created: bool, new_vote: bool = False,
+                         via: str = "") -> tuple[str, list[dict[str, Any]]]:
+    """The private note after a capture: names the id, shows the text, offers "Add details"."""
+    if created:
+        head = f":white_check_mark: Captured as *{fb.public_id}*{via}."
+        text = f"Captured as {fb.public_id}"
+    elif new_vote:
+        head = f":ballot_box_with_check: Already captured as *{fb.public_id}*; your vote is counted."
+        text = f"Your vote on {fb.public_id} is counted"
+    else:
+        head = f":information_source: This is already *{fb.public_id}*; nothing changed."
+        text = f"Already captured as {fb.public_id}"
+    title = link(fb.permalink, fb.public_id) if fb.permalink else fb.public_id
+    blocks = [
+        bk.section(f"{head}\n{quote(fb.text, 600)}"),
+        bk.context(f"{title} · {_details_line(fb)}"),
+        bk.actions(
+            bk.button("Add details", Action.FEEDBACK_DETAILS, str(fb.id), style="primary"),
+            bk.button("Link to decision", Action.FEEDBACK_LINK_DECISION, str(fb.id)),
+        ),
+    ]
+    return text, blocks
+
+
+def vote_removed(fb: FeedbackSummary) -> tuple[str, list[dict[str, Any]]]:
+    if fb.status == "withdrawn":
+        msg = f":wastebasket: *{fb.public_id}* is withdrawn: nobody tags it any more."
+    else:
+        msg = f":heavy_minus_sign: Your vote on *{fb.public_id}* is removed ({fb.votes} left)."
+    return msg.replace("*", ""), [bk.section(msg)]
+
+
+def details_saved(fb: FeedbackSummary) -> tuple[str, list[dict[str, Any]]]:
+    return (f"Saved details of {fb.public_id}",
+            [bk.section(f":pencil2: Saved *{fb.public_id}*: {_details_line(fb)}\n{quote(fb.text, 300)}")])
+
+
+def usage(command: str, problem: str, forms: list[tuple[str, str]]) -> dict[str, Any]:
+    """A private answer to a wrong command: what was wrong, then the right forms."""
+    lines = "\n".join(f"• `{escape(f)}` — {escape(d)}" for f, d in forms)
+    return {
+        "response_type": "ephemeral",
+        "text": f"{problem} Usage of {command}: " + "; ".join(f for f, _ in forms),
+        "blocks": [bk.section(f":warning: {escape(problem)}\n*Usage*\n{lines}")],
+    }
+
+
+def ephemeral(text: str, mrkdwn: str | None = None) -> dict[str, Any]:
+    """`mrkdwn` must already be escaped."""
+    return {"response_type": "ephemeral", "text": text, "blocks": [bk.section(mrkdwn or escape(text))]}
+
+
+def feedback_modal(*, metadata: dict[str, Any], text: str = "", customer: str | None = None,
+                   arr: float | None = None, area: str | None = None, kind: str = "feedback",
+                   reporter: str | None = None, permalink: str | None = None,
+                   title: str = "Capture feedback", submit: str = "Save") -> dict[str, Any]:
+    """The modal for new feedback and for "Add details". Labels contain the words PRODUCT.md names."""
+    context_bits = []
+    if reporter:
+        context_bits.append(f"Said by {mention(reporter)}")
+    if permalink:
+        context_bits.append(link(permalink, "original message"))
+    kind_options = [bk.option(label, value) for value, label in KIND_LABELS.items()]
+    initial_kind = next((o for o in kind_options if o["value"] == kind), kind_options[0])
+    view_blocks: list[dict[str, Any]] = []
+    if context_bits:
+        view_blocks.append(bk.context(" · ".join(context_bits)))
+    text_el: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "multiline": True,
+                               "max_length": INPUT_TEXT_MAX}
+    if text:
+        text_el["initial_value"] = text[:INPUT_TEXT_MAX]
+    view_blocks.append({"type": "input", "block_id": Block.FB_TEXT, "label": {"type": "plain_text", "text": "Feedback"},
+                        "element": text_el})
+    cust_el: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "max_length": 255,
+                               "placeholder": {"type": "plain_text", "text": "Account name, e.g. Acme Corp"}}
+    if customer:
+        cust_el["initial_value"] = customer[:255]
+    view_blocks.append({"type": "input", "block_id": Block.FB_CUSTOMER, "optional": True,
+                        "label": {"type": "plain_text", "text": "Customer"}, "element": cust_el})
+    arr_el: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "max_length": 32,
+                              "placeholder": {"type": "plain_text", "text": "e.g. 120k"}}
+    if arr:
+        arr_el["initial_value"] = f"{arr:.0f}"
+    view_blocks.append({"type": "input", "block_id": Block.FB_ARR, "optional": True,
+                        "label": {"type": "plain_text", "text": "Customer ARR"}, "element": arr_el})
+    area_el: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "max_length": 80,
+                               "placeholder": {"type": "plain_text", "text": "e.g. billing, mobile app"}}
+    if area:
+        area_el["initial_value"] = area[:80]
+    view_blocks.append({"type": "input", "block_id": Block.FB_AREA, "optional": True,
+                        "label": {"type": "plain_text", "text": "Product area"}, "element": area_el})
+    view_blocks.append({"type": "input", "block_id": Block.FB_KIND,
+                        "label": {"type": "plain_text", "text": "Type"},
+                        "element": {"type": "static_select", "action_id": "value", "options": kind_options,
+                                    "initial_option": initial_kind}})
+    return {
+        "type": "modal",
+        "callback_id": Callback.FEEDBACK_MODAL,
+        "title": {"type": "plain_text", "text": plain(title, 24)},
+        "submit": {"type": "plain_text", "text": plain(submit, 24)},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": json.dumps(metadata)[:3000],
+        "blocks": view_blocks,
+    }
+
+
+def read_feedback_modal(values: dict[str, Any]) -> dict[str, Any]:
+    """state.values of the feedback modal -> plain fields."""
+
+    def val(block: str) -> str | None:
+        v = values.get(block, {}).get("value", {})
+        if "selected_option" in v:
+            return (v.get("selected_option") or {}).get("value")
+        return v.get("value")
+
+    return {"text": val(Block.FB_TEXT) or "", "customer": val(Block.FB_CUSTOMER), "arr": val(Block.FB_ARR),
+            "area": val(Block.FB_AREA), "kind": val(Block.FB_KIND) or "feedback"}

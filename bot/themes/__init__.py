@@ -1,0 +1,47 @@
+"""Offline theme finding for the weekly digest.
+
+`find_themes(items)` groups feedback by meaning with an automatically chosen
+number of groups and names each group from its own words. Embedders are
+pluggable (`TfidfEmbedder`, `LocalEmbedder`, `OpenAIEmbedder`).
+"""
+
+from bot.themes.cluster import Clustering, cluster_vectors
+from bot.themes.embedders import (
+    Embedder,
+    LocalEmbedder,
+    OpenAIEmbedder,
+    TfidfEmbedder,
+    default_embedder,
+    get_embedder,
+    is_storable,
+    l2_normalize,
+    local_available,
+    pack_vector,
+    unpack_vector,
+    unpack_vectors,
+)
+from bot.themes.finder import OTHER_TITLE, ThemeRun, find_themes, find_themes_run
+from bot.themes.types import Theme, ThemeItem
+
+__all__ = [
+    "OTHER_TITLE",
+    "Clustering",
+    "Embedder",
+    "LocalEmbedder",
+    "OpenAIEmbedder",
+    "TfidfEmbedder",
+    "Theme",
+    "ThemeItem",
+    "ThemeRun",
+    "cluster_vectors",
+    "default_embedder",
+    "find_themes",
+    "find_themes_run",
+    "get_embedder",
+    "is_storable",
+    "l2_normalize",
+    "local_available",
+    "pack_vector",
+    "unpack_vector",
+    "unpack_vectors",
+]

@@ -1,0 +1,253 @@
+"""Claims due jobs from the durable queue and runs their handlers.
+
+Claiming takes a lease (`locked_until`) in a short transaction; PostgreSQL skips rows another replica
+holds (`FOR UPDATE SKIP LOCKED`), SQLite serialises writers anyway. A process that dies mid-job leaves
+the lease to expire and the job is run again, so handlers are idempotent: they check the natural keys
+in the database before doing anything visible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from slack_sdk.errors import SlackApiError, SlackRequestError
+from sqlalchemy import or_, select, update
+
+from bot.db import Database, is_postgres
+from bot.logging import bind
+from bot.models import Job
+from bot.settings import Settings
+from bot.slack.client import NoInstallation, SlackClients
+
+log = logging.getLogger(__name__)
+
+# Errors that retrying cannot fix: recorded on the row and reported, never retried.
+PERMANENT_SLACK_ERRORS = frozenset({
+    "channel_not_found", "is_archived", "not_in_channel", "missing_scope", "invalid_auth", "account_inactive",
+    "token_revoked", "no_permission", "invalid_blocks", "invalid_blocks_format", "msg_too_long",
+    "user_not_found", "user_not_in_channel", "cant_update_message", "message_not_found", "edit_window_closed",
+    "cant_delete_message", "restricted_action", "team_access_not_granted", "invalid_arguments",
+    "method_not_supported_for_channel_type", "too_many_attachments", "msg_blocks_too_long", "not_authed",
+    "channel_is_archived", "is_inactive", "bad_timestamp", "no_text", "ekm_access_denied",
+})
+
+
+class TransientError(Exception):
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(Exception):
+    pass
+
+
+def slack_error(e: SlackApiError) -> str:
+    try:
+        return str(e.response.get("error") or "unknown_error")
+    except Exception:
+        return "unknown_error"
+
+
+def classify(e: BaseException) -> BaseException:
+    """Map a Web API failure to Transient (retry later) or Permanent (record and report)."""
+    if isinstance(e, SlackApiError):
+        code = slack_error(e)
+        status = getattr(e.response, "status_code", 200)
+        if status == 429 or code in ("ratelimited", "rate_limited"):
+            retry_after = None
+            with contextlib.suppress(TypeError, ValueError):
+                retry_after = float(e.response.headers.get("Retry-After") or e.response.headers.get("retry-after"))
+            return TransientError(code, retry_after)
+        if status >= 500 or code in ("internal_error", "fatal_error", "service_unavailable", "request_timeout"):
+            return TransientError(code)
+        return PermanentError(code)
+    if isinstance(e, SlackRequestError | OSError | TimeoutError):
+        return TransientError(type(e).__name__)
+    if isinstance(e, NoInstallation):
+        return PermanentError(str(e))
+    return e
+
+
+@dataclass
+class JobContext:
+    db: Database
+    slack: SlackClients
+    settings: Settings
+    worker: Worker
+    job_id: int
+    key: str
+    team_id: str | None
+    attempts: int
+
+    def client(self, *, retries: bool = True) -> Any:
+        return self.slack.for_team(self.team_id, retries=retries)
+
+
+Handler = Callable[[JobContext, dict[str, Any]], None]
+_HANDLERS: dict[str, Handler] = {}
+
+
+def handler(kind: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        _HANDLERS[kind] = fn
+        return fn
+
+    return register
+
+
+def backoff(attempt: int, *, base: float = 2.0, cap: float = 300.0) -> float:
+    """Exponential backoff with full jitter (AWS architecture blog): spreads retries of a burst."""
+    return random.uniform(0.5, 1.0) * min(cap, base * 2 ** max(0, attempt - 1))
+
+
+class Worker:
+    MAX_ATTEMPTS = 8
+    LEASE = timedelta(seconds=120)
+
+    def __init__(self, db: Database, slack: SlackClients, settings: Settings, *, name: str | None = None,
+                 batch: int = 20):
+        # Import handler modules for their registrations.
+        import bot.worker.handlers  # noqa: F401
+
+        self.db = db
+        self.slack = slack
+        self.settings = settings
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self) % 10000}"
+        self.batch = batch
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.periodic: list[Callable[[Worker], None]] = []  # extra passes (deliveries, digests) per loop
+        self.processed = 0
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run_forever, name="loopline-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=timeout)
+
+    def run_forever(self, idle: float = 1.0) -> None:
+        log.info("worker started", extra={"worker": self.name})
+        while not self._stop.is_set():
+            try:
+                n = self.run_once()
+                for extra in self.periodic:
+                    extra(self)
+            except Exception:
+                log.exception("worker pass failed")
+                n = 0
+            if n == 0:
+                self._wake.wait(timeout=idle)
+                self._wake.clear()
+
+    # --- one pass ---------------------------------------------------------------------------------
+
+    def claim(self, limit: int | None = None) -> list[Job]:
+        now = datetime.now(UTC)
+        with self.db.session() as s:
+            q = (
+                select(Job)
+                .where(Job.status == "pending", Job.run_after <= now,
+                       or_(Job.locked_until.is_(None), Job.locked_until < now))
+                .order_by(Job.id)
+                .limit(limit or self.batch)
+            )
+            if is_postgres(s):
+                q = q.with_for_update(skip_locked=True)
+            jobs = list(s.scalars(q))
+            if jobs:
+                s.execute(
+                    update(Job).where(Job.id.in_([j.id for j in jobs]))
+                    .values(locked_until=now + self.LEASE, locked_by=self.name, attempts=Job.attempts + 1)
+                )
+                for j in jobs:
+                    j.attempts += 1
+            s.expunge_all()
+        return jobs
+
+    def run_once(self, limit: int | None = None) -> int:
+        jobs = self.claim(limit)
+        for job in jobs:
+            self._run_job(job)
+        self.processed += len(jobs)
+        return len(jobs)
+
+    def drain(self, max_passes: int = 100) -> int:
+        """Run until nothing is due (tests, CLI)."""
+        total = 0
+        for _ in range(max_passes):
+            n = self.run_once()
+            for extra in self.periodic:
+                extra(self)
+            total += n
+            if n == 0:
+                break
+        return total
+
+    def _run_job(self, job: Job) -> None:
+        fn = _HANDLERS.get(job.kind)
+        ctx = JobContext(self.db, self.slack, self.settings, self, job.id, job.key, job.team_id, job.attempts)
+        with bind(team=job.team_id, job=job.key):
+            if fn is None:
+                self._finish(job, "failed", f"no handler for {job.kind}")
+                return
+            try:
+                fn(ctx, job.payload)
+            except Exception as raw:
+                e = classify(raw)
+                if isinstance(e, TransientError) and job.attempts < self.MAX_ATTEMPTS:
+                    delay = e.retry_after if e.retry_after is not None else backoff(job.attempts)
+                    log.warning("job %s: transient %s, retry in %.1fs", job.key, e, delay)
+                    self._retry(job, delay, str(e))
+                    return
+                if isinstance(e, PermanentError | TransientError):
+                    log.warning("job %s failed: %s", job.key, e)
+                else:
+                    log.exception("job %s crashed", job.key)
+                self._finish(job, "failed", str(e)[:500] or type(e).__name__)
+                return
+            self._finish(job, "done", None)
+
+    def _finish(self, job: Job, status: str, error: str | None) -> None:
+        with self.db.session() as s:
+            s.execute(update(Job).where(Job.id == job.id).values(
+                status=status, error=error, locked_until=None, done_at=datetime.now(UTC)))
+
+    def _retry(self, job: Job, delay: float, error: str) -> None:
+        with self.db.session() as s:
+            s.execute(update(Job).where(Job.id == job.id).values(
+                run_after=datetime.now(UTC) + timedelta(seconds=delay), locked_until=None, error=error))
+
+    def prune(self, older_than: timedelta = timedelta(days=7)) -> int:
+        """Done jobs are only dedup keys after a while; Slack never retries after hours."""
+        from sqlalchemy import delete
+
+        with self.db.session() as s:
+            r = s.execute(delete(Job).where(Job.status == "done", Job.done_at < datetime.now(UTC) - older_than))
+            return int(r.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)

@@ -1,0 +1,160 @@
+"""Feedback work after the ack: reactions, watched channels, edits, deletions, permalinks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot.services import channels as channel_svc
+from bot.services import feedback as fb_svc
+from bot.services.common import enqueue
+from bot.slack.listeners.events import base_reaction
+from bot.slack.render import feedback as render
+from bot.worker.core import JobContext, handler, slack_error
+from bot.worker.events import on_event
+from bot.worker.notify import queue_ephemeral
+
+log = logging.getLogger(__name__)
+
+
+def message_text(msg: dict[str, Any]) -> str:
+    """A message's words: its text, else its attachments' fallbacks, else a note that it has none."""
+    text = (msg.get("text") or "").strip()
+    if text:
+        return text
+    parts = [a.get("fallback") or a.get("text") or "" for a in msg.get("attachments") or []]
+    parts += [f.get("title") or f.get("name") or "" for f in msg.get("files") or []]
+    return "\n".join(p for p in parts if p) or "(message without text)"
+
+
+@on_event("reaction_added")
+def reaction_added(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) -> None:
+    team = env["team_id"]
+    channel, ts = event["item"]["channel"], event["item"]["ts"]
+    reaction = base_reaction(event["reaction"])
+    kind = ctx.settings.reactions.get(reaction)
+    if kind is None:
+        return
+    user = event["user"]
+    with ctx.db.read_session() as s:
+        existing = fb_svc.find_by_message(s, team_id=team, channel=channel, ts=ts)
+        needs_fetch = existing is None or existing.text_pending or not existing.permalink
+    msg: dict[str, Any] = {}
+    if needs_fetch:
+        try:
+            msg = ctx.client().reactions_get(channel=channel, timestamp=ts, full=True).get("message") or {}
+        except SlackApiError as e:
+            if slack_error(e) == "message_not_found":
+                log.info("reacted message is gone; nothing to capture")
+                return
+            raise
+    with ctx.db.session() as s:
+        item, created = fb_svc.capture_feedback(
+            s, team_id=team, source="reaction", source_key=fb_svc.message_key(team, channel, ts),
+            text=message_text(msg) if msg else "", text_pending=not msg, channel=channel, ts=ts,
+            thread_ts=msg.get("thread_ts"), permalink=msg.get("permalink"),
+            reporter=msg.get("user") or event.get("item_user"), captured_by=None, kind=kind)
+        new_vote = fb_svc.add_vote(s, feedback_id=item.id, user_id=user, via=f"reaction:{reaction}")
+        if created:
+            item.captured_by = user
+        elif msg:
+            fb_svc.fill_from_slack(s, feedback_id=item.id, text=message_text(msg), permalink=msg.get("permalink"),
+                                   reporter=msg.get("user"))
+        s.refresh(item, ["votes"])
+        if created or new_vote:
+            text, blocks = render.capture_confirmation(render.summary_of(item), created=created, new_vote=new_vote,
+                                                       via=f" ({render.KIND_LABELS.get(kind, kind).lower()})")
+            queue_ephemeral(s, key=f"confirm:{env['event_id']}", team_id=team, channel=channel, user=user,
+                            text=text, blocks=blocks)
+
+
+@on_event("reaction_removed")
+def reaction_removed(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) -> None:
+    team = env["team_id"]
+    channel, ts = event["item"]["channel"], event["item"]["ts"]
+    reaction = base_reaction(event["reaction"])
+    if reaction not in ctx.settings.reactions:
+        return
+    user = event["user"]
+    with ctx.db.session() as s:
+        item = fb_svc.find_by_message(s, team_id=team, channel=channel, ts=ts)
+        if item is None:
+            return
+        was_voter = any(v.user_id == user for v in item.votes)
+        item = fb_svc.remove_vote(s, feedback_id=item.id, user_id=user, via=f"reaction:{reaction}")
+        if item is None or not was_voter:
+            return
+        still_voter = any(v.user_id == user for v in item.votes)
+        if item.status == "withdrawn" or not still_voter:
+            text, blocks = render.vote_removed(render.summary_of(item))
+            queue_ephemeral(s, key=f"confirm:{env['event_id']}", team_id=team, channel=channel, user=user,
+                            text=text, blocks=blocks)
+
+
+@on_event("message")
+def watched_message(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) -> None:
+    team, channel, ts = env["team_id"], event["channel"], event["ts"]
+    if event.get("bot_id") or (event.get("thread_ts") and event["thread_ts"] != ts):
+        return
+    with ctx.db.session() as s:
+        ch = channel_svc.get_channel(s, team_id=team, channel_id=channel)
+        if ch is None or not ch.watched:
+            return  # unwatched between the ack and now
+        item, created = fb_svc.capture_feedback(
+            s, team_id=team, source="watch", source_key=fb_svc.message_key(team, channel, ts),
+            text=message_text(event), channel=channel, ts=ts, reporter=event.get("user"))
+        if created:
+            enqueue(s, key=f"enrich:{item.id}", kind="feedback.enrich", team_id=team,
+                    payload={"feedback_id": item.id, "channel": channel, "ts": ts})
+
+
+@on_event("message", "message_changed")
+def source_edited(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) -> None:
+    msg = event.get("message") or {}
+    channel = event.get("channel")
+    ts = msg.get("ts") or (event.get("previous_message") or {}).get("ts")
+    if not channel or not ts:
+        return
+    with ctx.db.session() as s:
+        if msg.get("subtype") == "tombstone":  # a thread parent deleted while its replies live on
+            fb_svc.follow_delete(s, team_id=env["team_id"], channel=channel, ts=ts)
+        else:
+            fb_svc.follow_edit(s, team_id=env["team_id"], channel=channel, ts=ts, text=message_text(msg))
+
+
+@on_event("message", "message_deleted")
+def source_deleted(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) -> None:
+    ts = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
+    if event.get("channel") and ts:
+        with ctx.db.session() as s:
+            fb_svc.follow_delete(s, team_id=env["team_id"], channel=event["channel"], ts=ts)
+
+
+@handler("feedback.enrich")
+def enrich(ctx: JobContext, p: dict[str, Any]) -> None:
+    """Replace a computed or missing permalink with Slack's own."""
+    try:
+        link = ctx.client().chat_getPermalink(channel=p["channel"], message_ts=p["ts"]).get("permalink")
+    except SlackApiError as e:
+        if slack_error(e) in ("message_not_found", "channel_not_found"):
+            return
+        raise
+    with ctx.db.session() as s:
+        fb_svc.fill_from_slack(s, feedback_id=p["feedback_id"], permalink=link)
+
+
+@handler("channel.watch")
+def join_watched(ctx: JobContext, p: dict[str, Any]) -> None:
+    """The bot must be in a channel to hear its messages: join public ones, explain private ones."""
+    from bot.worker.channels import ensure_member
+
+    ok, reason = ensure_member(ctx, p["channel"])
+    if ok:
+        return
+    with ctx.db.session() as s:
+        channel_svc.set_watch(s, team_id=ctx.team_id or "", channel_id=p["channel"], watched=False, by=p["user"])
+        enqueue(s, key=f"watchfail:{ctx.key}", kind="notify.respond", team_id=ctx.team_id,
+                payload={"response_url": p.get("response_url"), "user": p["user"], "text": reason,
+                         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": reason}}]})

@@ -1,0 +1,32 @@
+"""Publishes App Home when a person opens it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.services.home import home_data
+from bot.slack.render.home import home_view
+from bot.worker.core import JobContext, handler
+from bot.worker.events import on_event
+
+# Features add fn(session, data, team_id, user_id) to enrich the home data (themes, acks...).
+HOME_HOOKS: list[Any] = []
+
+
+def publish_home(ctx: JobContext, team_id: str, user_id: str) -> None:
+    with ctx.db.read_session() as s:
+        data = home_data(s, team_id=team_id, user_id=user_id)
+        for fn in HOME_HOOKS:
+            fn(s, data, team_id, user_id)
+    ctx.client().views_publish(user_id=user_id, view=home_view(data))
+
+
+@on_event("app_home_opened")
+def home_opened(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) -> None:
+    if event.get("tab", "home") == "home":
+        publish_home(ctx, env["team_id"], event["user"])
+
+
+@handler("home.publish")
+def home_publish(ctx: JobContext, p: dict[str, Any]) -> None:
+    publish_home(ctx, ctx.team_id or "", p["user"])

@@ -1,0 +1,168 @@
+"""Shared fixtures: a database (SQLite or the PostgreSQL at 127.0.0.1), the fake Slack Web API, and
+the real Loopline server on a real socket.
+
+Pick the database with LOOPLINE_TEST_DB=sqlite (default) or LOOPLINE_TEST_DB=postgres.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.db import Database
+from bot.models import Base
+from bot.settings import Settings, load_settings
+from tests.fakeslack import FakeSlack
+from tests.support.slack_requests import SlackSender
+
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+BOT_TOKEN = "xoxb-1234-test-token"
+PG_ADMIN_URL = os.environ.get("LOOPLINE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+# Seeded people and channels (realistic ids and names).
+ADMIN, PM, REP, REP2, CUSTOMER, GUEST = "U0ADMIN", "U0PM", "U0REP", "U0REP2", "U0CUST", "U0GUEST"
+
+
+def _which_db() -> str:
+    return os.environ.get("LOOPLINE_TEST_DB", "sqlite").lower()
+
+
+@pytest.fixture(scope="session")
+def db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if _which_db().startswith("postgres"):
+        name = f"loopline_t_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+        url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+        Database(url).upgrade()
+        yield url
+        with admin.connect() as c:
+            c.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+    else:
+        path = tmp_path_factory.mktemp("db") / "loopline-test.db"
+        url = f"sqlite:///{path}"
+        Database(url).upgrade()
+        yield url
+
+
+def wipe(db: Database) -> None:
+    with db.session() as s:
+        for table in reversed(Base.metadata.sorted_tables):
+            s.execute(table.delete())
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    wipe(database)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    f = FakeSlack().start()
+    f.add_user(ADMIN, "dana.admin", real_name="Dana Admin", is_admin=True, tz="Europe/Berlin")
+    f.add_user(PM, "priya.pm", real_name="Priya (PM)", tz="America/New_York")
+    f.add_user(REP, "sam.sales", real_name="Sam Sales", tz="America/Los_Angeles")
+    f.add_user(REP2, "lee.sales", real_name="Lee Sales", tz="America/Chicago")
+    f.add_user(CUSTOMER, "jo.acme", real_name="Jo at Acme", tz="Europe/London")
+    f.add_user(GUEST, "guest", real_name="Guest", tz="UTC")
+    f.add_channel("C0SALES", "sales", members=[REP, REP2, PM, ADMIN])
+    f.add_channel("C0ACME", "ext-acme", members=[REP, CUSTOMER], ext_shared=True)
+    f.add_channel("C0PRODUCT", "product", members=[PM, ADMIN])
+    f.add_channel("G0SECRET", "secret-deals", is_private=True, bot_member=False, members=[REP])
+    yield f
+    f.stop()
+
+
+@pytest.fixture
+def settings(fake: FakeSlack, db_url: str) -> Settings:
+    return load_settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
+                         slack_api_url=fake.base_url, database_url=db_url, loopline_log_format="text")
+
+
+class RunningServer:
+    def __init__(self, settings: Settings, *, scheduler: bool = True):
+        import uvicorn
+
+        from bot.runtime import Runtime
+        from bot.server import create_asgi_app
+
+        self.rt = Runtime(settings)
+        app = create_asgi_app(self.rt, scheduler=scheduler)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+        self.sock.close()
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until the worker has nothing due (the background thread does the work)."""
+        from datetime import UTC, datetime
+
+        from sqlalchemy import func, select
+
+        from bot.models import Job
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.rt.db.read_session() as s:
+                pending = s.scalar(select(func.count()).select_from(Job).where(
+                    Job.status == "pending", Job.run_after <= datetime.now(UTC)))
+            if not pending:
+                return
+            self.rt.worker.wake()
+            time.sleep(0.05)
+        raise AssertionError("worker did not settle")
+
+
+@pytest.fixture
+def server(settings: Settings, db: Database) -> Iterator[RunningServer]:
+    srv = RunningServer(settings)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def slack(server: RunningServer, fake: FakeSlack) -> Iterator[SlackSender]:
+    sender = SlackSender(server.url, SIGNING_SECRET, response_url_base=fake.url.rstrip("/") + "/webhook")
+    yield sender
+    sender.close()
+
+
+def export(db: Database, what: str = "feedback", **kw: Any) -> list[dict[str, Any]]:
+    import json
+
+    from bot.exports import export_records
+
+    with db.read_session() as s:
+        return [json.loads(line) for line in "".join(export_records(s, what, **kw)).splitlines() if line.strip()]
+
+
+REPO = Path(__file__).resolve().parents[1]
