@@ -73,9 +73,15 @@ def child(mode: str, n: int, csv_path: Path, seed: int) -> dict[str, object]:
     base, source = base_vectors(csv_path)
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, len(texts), size=n)
-    vectors = base[pick] + rng.normal(0.0, NOISE_SIGMA, size=(n, base.shape[1])).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    # Built in float32 blocks so the set-up does not out-peak find_themes itself.
+    vectors = np.empty((n, base.shape[1]), dtype=np.float32)
+    for start in range(0, n, 10_000):
+        block = base[pick[start : start + 10_000]] + rng.standard_normal(
+            (min(10_000, n - start), base.shape[1]), dtype=np.float32
+        ) * np.float32(NOISE_SIGMA)
+        vectors[start : start + 10_000] = block / np.linalg.norm(block, axis=1, keepdims=True)
     truth = [labels[i] for i in pick]
+    passed: np.ndarray | None
     if mode == "tuples":
         items = [
             ThemeItem(id=i, text=texts[j], embedding=tuple(vectors[i].tolist())) for i, j in enumerate(pick)

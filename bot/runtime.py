@@ -28,6 +28,11 @@ def periodic(job_id: str, seconds: float) -> Callable[[Callable[[Runtime], None]
     return register
 
 
+# Long-running background loops features add (delivery fan-out, digest posting), each in its own
+# thread so a 200-second fan-out never holds up the inbox: fn(runtime) -> stop function.
+BACKGROUND: list[Callable[[Runtime], Callable[[], None]]] = []
+
+
 @periodic("prune-jobs", 3600)
 def _prune(rt: Runtime) -> None:
     rt.worker.prune()
@@ -49,6 +54,7 @@ class Runtime:
         self.writer = GroupCommitter(self.db, on_commit=self.worker.wake)
         self.edge = Edge(settings, self.db, self.writer)
         self.scheduler: Any = None
+        self._stoppers: list[Callable[[], None]] = []
         self._identity: dict[str, Any] | None = None
 
     def bot_identity(self) -> dict[str, Any]:
@@ -75,6 +81,7 @@ class Runtime:
 
         if worker:
             self.worker.start()
+            self._stoppers = [start(self) for start in BACKGROUND]
         if scheduler:
             from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -94,6 +101,8 @@ class Runtime:
     def stop(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        for stop in self._stoppers:
+            stop()
         self.worker.stop()
         self.writer.close()
         self.db.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from bot import hooks
 from bot.services import channels as channel_svc
 from bot.worker.core import JobContext
 from bot.worker.events import on_event
@@ -36,7 +37,7 @@ def channel_gone(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) ->
         return
     with ctx.db.session() as s:
         channel_svc.mark_archived(s, team_id=env["team_id"], channel_id=channel, archived=True)
-        for fn in CHANNEL_GONE_HOOKS:
+        for fn in hooks.channel_gone:
             fn(s, env["team_id"], channel, event.get("type", ""))
 
 
@@ -52,6 +53,3 @@ def channel_back(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) ->
 def member_joined(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) -> None:
     """Nothing to do yet; subscribed so that an invite of the bot is seen (and not 404'd)."""
 
-
-# Other features (subscriptions) add fn(session, team_id, channel, reason) here.
-CHANNEL_GONE_HOOKS: list[Any] = []
