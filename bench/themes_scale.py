@@ -1,6 +1,6 @@
 """Digest build over 100,000 stored items: wall time and peak memory.
 
-    python bench/themes_scale.py [--n 100000] [--mode matrix|tuples|both]
+    python bench/themes_scale.py [--n 100000] [--mode matrix|tuples|tfidf|all]
 
 Items are synthesised from the CLINC texts: each of the n items copies one of
 the 1,600 texts (so texts repeat, as real feedback does) and gets that text's
@@ -13,7 +13,8 @@ Each mode runs in a fresh child process so its peak RSS (`ru_maxrss`) is its own
 
 * matrix – stored vectors passed as one float32 matrix (`find_themes(vectors=...)`,
            what the digest gets from `unpack_vectors` on the DB blobs);
-* tuples – stored vectors inside each `ThemeItem.embedding` (tuple of floats).
+* tuples – stored vectors inside each `ThemeItem.embedding` (tuple of floats);
+* tfidf  – no stored vectors: the TF-IDF fallback embeds the 100k texts itself.
 
 Peak RSS includes the interpreter, numpy/scipy/sklearn and the items themselves.
 """
@@ -82,7 +83,15 @@ def child(mode: str, n: int, csv_path: Path, seed: int) -> dict[str, object]:
         vectors[start : start + 10_000] = block / np.linalg.norm(block, axis=1, keepdims=True)
     truth = [labels[i] for i in pick]
     passed: np.ndarray | None
-    if mode == "tuples":
+    embedder = None
+    if mode == "tfidf":
+        # No stored vectors at all: the TF-IDF fallback is fitted on the 100k texts.
+        from bot.themes import TfidfEmbedder
+
+        items = [ThemeItem(id=i, text=texts[j]) for i, j in enumerate(pick)]
+        del vectors
+        passed, embedder, source = None, TfidfEmbedder(), "tfidf-lsa-100 (fitted in the run)"
+    elif mode == "tuples":
         items = [
             ThemeItem(id=i, text=texts[j], embedding=tuple(vectors[i].tolist())) for i, j in enumerate(pick)
         ]
@@ -94,7 +103,7 @@ def child(mode: str, n: int, csv_path: Path, seed: int) -> dict[str, object]:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     t0 = time.perf_counter()
-    run = find_themes_run(items, max_themes=12, random_state=seed, vectors=passed)
+    run = find_themes_run(items, embedder=embedder, max_themes=12, random_state=seed, vectors=passed)
     seconds = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     s = score(truth, run.clustering.labels)
@@ -103,7 +112,7 @@ def child(mode: str, n: int, csv_path: Path, seed: int) -> dict[str, object]:
         "mode": mode,
         "n": n,
         "vectors": source,
-        "dim": int(base.shape[1]),
+        "dim": int(run.clustering.centroids.shape[1]),
         "seconds": round(seconds, 2),
         "peak_rss_mb": round(peak_mb),
         "rss_before_find_mb": round(rss_before),
@@ -119,7 +128,7 @@ def child(mode: str, n: int, csv_path: Path, seed: int) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000)
-    ap.add_argument("--mode", choices=("matrix", "tuples", "both"), default="both")
+    ap.add_argument("--mode", choices=("matrix", "tuples", "tfidf", "all"), default="all")
     ap.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -130,12 +139,25 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     base_vectors(args.csv)  # fill the cache before timing anything
-    modes = ("matrix", "tuples") if args.mode == "both" else (args.mode,)
+    modes = ("matrix", "tuples", "tfidf") if args.mode == "all" else (args.mode,)
     for mode in modes:
         out = subprocess.run(
-            [sys.executable, __file__, "--child", "--mode", mode, "--n", str(args.n),
-             "--csv", str(args.csv), "--seed", str(args.seed)],
-            check=True, capture_output=True, text=True,
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "--mode",
+                mode,
+                "--n",
+                str(args.n),
+                "--csv",
+                str(args.csv),
+                "--seed",
+                str(args.seed),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(

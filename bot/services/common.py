@@ -18,38 +18,68 @@ class ServiceError(ValueError):
     """A rule of the product was broken; the message is shown to the person, as is."""
 
 
+_STMT_CACHE: dict[tuple[str, Any, tuple[str, ...], bool], Any] = {}
+
+
+def _insert_stmt(session: Session, model: Any, conflict: list[str], *, returning: bool = False) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING on the Core table, built once and executed with parameters.
+
+    Building an ORM insert with `.values(**row)` each time costs ~2 ms of SQLAlchemy work per row
+    (cache keys over every literal); a prepared statement with bound parameters costs ~50 µs.
+    """
+    dialect = session.get_bind().dialect.name
+    key = (dialect, model, tuple(conflict), returning)
+    stmt = _STMT_CACHE.get(key)
+    if stmt is None:
+        table = model.__table__
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt = pg_insert(table).on_conflict_do_nothing(index_elements=conflict)
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=conflict)
+        else:  # pragma: no cover - other databases are not supported yet
+            stmt = insert(table)
+        if returning:
+            stmt = stmt.returning(table.c.id)
+        _STMT_CACHE[key] = stmt
+    return stmt
+
+
+def insert_ignore_many(session: Session, model: type[Base], rows: list[dict[str, Any]], *, conflict: list[str]) -> None:
+    """Many idempotent inserts in one round trip (executemany)."""
+    if rows:
+        session.connection().execute(_insert_stmt(session, model, conflict), rows)
+
+
+def insert_ignore_returning(session: Session, model: Any, values: dict[str, Any], *, conflict: list[str]) -> int | None:
+    """Idempotent insert that returns the new row's id, or None when the natural key existed."""
+    return session.connection().execute(_insert_stmt(session, model, conflict, returning=True), values).scalar()
+
+
 def insert_ignore(session: Session, model: type[Base], values: dict[str, Any], *, conflict: list[str]) -> bool:
     """INSERT that silently does nothing when the natural key exists. Returns True if a row was added.
 
     Dedup lives in the database, not in memory, so it holds across retries, restarts and replicas.
     """
-    dialect = session.get_bind().dialect.name
-    stmt: Any
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+    result = session.connection().execute(_insert_stmt(session, model, conflict), values)
+    return bool(result.rowcount)
 
-        stmt = pg_insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        stmt = sqlite_insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
-    else:  # pragma: no cover - other databases are not supported yet
-        stmt = insert(model).values(**values)
-    result = session.execute(stmt)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+def job_row(*, key: str, kind: str, team_id: str | None, payload: dict[str, Any], delay: float = 0.0) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {"key": key[:255], "kind": kind, "team_id": team_id, "payload": payload, "status": "pending",
+            "attempts": 0, "run_after": now + timedelta(seconds=delay), "created_at": now, "locked_until": None,
+            "locked_by": None, "error": None, "done_at": None}
 
 
 def enqueue(session: Session, *, key: str, kind: str, team_id: str | None, payload: dict[str, Any],
             delay: float = 0.0) -> bool:
     """Put a unit of work in the durable queue, once per `key`."""
-    now = datetime.now(UTC)
-    return insert_ignore(
-        session,
-        Job,
-        {"key": key[:255], "kind": kind, "team_id": team_id, "payload": payload, "status": "pending",
-         "attempts": 0, "run_after": now + timedelta(seconds=delay), "created_at": now},
-        conflict=["key"],
-    )
+    return insert_ignore(session, Job, job_row(key=key, kind=kind, team_id=team_id, payload=payload, delay=delay),
+                         conflict=["key"])
 
 
 def normalise_area(name: str) -> str:

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
-from bot.models import DecisionFeedback, Feedback, FeedbackVote, utcnow
+from bot.models import Channel, DecisionFeedback, Feedback, FeedbackVote, utcnow
 from bot.services.channels import get_channel
-from bot.services.common import ServiceError, insert_ignore, normalise_area
+from bot.services.common import ServiceError, insert_ignore, insert_ignore_returning, normalise_area
 
 SOURCES = ("command", "shortcut", "reaction", "watch", "import", "modal")
 KINDS = ("feedback", "idea", "bug", "question", "praise")
@@ -96,6 +96,41 @@ def capture_feedback(
         add_vote(session, feedback_id=item.id, user_id=captured_by, via=vote_via)
         session.refresh(item, ["votes"])
     return item, created
+
+
+_VOTE_INSERT = insert(FeedbackVote.__table__)
+_ACCOUNT = select(Channel.customer, Channel.customer_arr).where(
+    Channel.team_id == bindparam("team_id"), Channel.channel_id == bindparam("channel_id"))
+
+
+def channel_account(session: Session, *, team_id: str, channel_id: str) -> tuple[str | None, float | None]:
+    """The customer account a channel maps to (a prepared statement: this is on the ack path)."""
+    row = session.connection().execute(_ACCOUNT, {"team_id": team_id, "channel_id": channel_id}).first()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def capture_command_text(session: Session, *, team_id: str, channel: str, user: str, text: str,
+                         request_key: str) -> tuple[Feedback | None, dict[str, Any]]:
+    """The `/feedback TEXT` hot path: two INSERTs, no reads back.
+
+    Returns (None, fields of the new item) when created, or (existing item, {}) for a repeated request.
+    """
+    text = (text or "").strip()[:MAX_TEXT]
+    if not text:
+        raise ServiceError("Feedback text is empty.")
+    customer, arr = channel_account(session, team_id=team_id, channel_id=channel)
+    now = utcnow()
+    fields = {"team_id": team_id, "source_key": f"cmd:{team_id}:{request_key}"[:255], "text": text,
+              "kind": "feedback", "area": None, "customer": customer, "arr": arr, "channel": channel, "ts": None, "thread_ts": None,
+              "permalink": None, "reporter": user, "captured_by": user, "source": "command", "status": "active",
+              "text_pending": False, "created_at": now, "updated_at": now}
+    new_id = insert_ignore_returning(session, Feedback, fields, conflict=["source_key"])
+    if new_id is None:
+        existing = session.scalar(select(Feedback).where(Feedback.source_key == fields["source_key"]))
+        return existing, {}
+    session.connection().execute(_VOTE_INSERT, {"feedback_id": new_id, "user_id": user, "via": "capture",
+                                                "created_at": now})
+    return None, {**fields, "id": new_id}
 
 
 def add_vote(session: Session, *, feedback_id: int, user_id: str, via: str) -> bool:

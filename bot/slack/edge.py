@@ -23,12 +23,39 @@ class Edge:
     db: Database
     writer: GroupCommitter
     _watched: set[tuple[str, str]] = field(default_factory=set)
+    _tasks: set[Any] = field(default_factory=set)
     _watched_at: float = 0.0
     watched_ttl: float = 2.0
 
     async def write(self, fn: Callable[[Session], T]) -> T:
         """Run `fn` in a group-committed transaction; returns once it is durable."""
         return await self.writer.run(fn)
+
+    async def enqueue(self, *, key: str, kind: str, team_id: str | None, payload: dict[str, Any]) -> None:
+        """Durably queue a job for the worker (batched with other requests' rows)."""
+        from bot.models import Job
+        from bot.services.common import job_row
+
+        await self.writer.insert(Job, job_row(key=key, kind=kind, team_id=team_id, payload=payload), conflict=("key",))
+
+    def after_ack(self, coro: Any) -> None:
+        """Run a coroutine after this request's response (for views.open with a 3-second trigger_id).
+
+        Bolt's lazy listeners do the same but deep-copy the request and dispatch it again through
+        every middleware, which cost ~0.7 ms per /feedback; this is the plain asyncio equivalent.
+        """
+        import asyncio
+        import logging
+
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)  # the loop keeps only weak references to tasks
+
+        def done(t: Any) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                logging.getLogger(__name__).error("after-ack task failed", exc_info=t.exception())
+
+        task.add_done_callback(done)
 
     def is_watched(self, team_id: str, channel: str) -> bool:
         # Every message in every channel the bot is in arrives here; a short-lived cache keeps the

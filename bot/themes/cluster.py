@@ -108,9 +108,7 @@ def assign(x: np.ndarray, centroids: np.ndarray, chunk: int = _CHUNK) -> tuple[n
     return labels, sims
 
 
-def spherical_kmeans(
-    x: np.ndarray, init: np.ndarray, *, max_iter: int = 30
-) -> tuple[np.ndarray, np.ndarray]:
+def spherical_kmeans(x: np.ndarray, init: np.ndarray, *, max_iter: int = 30) -> tuple[np.ndarray, np.ndarray]:
     """Lloyd iterations with cosine similarity from given centroids (deterministic).
 
     A centroid that loses all its points is re-seeded with the worst-fitting
@@ -175,13 +173,12 @@ def cluster_vectors(
         ward_scores[got] = cosine_silhouette(dist, cut)
         cuts[got] = cut
 
-    best: tuple[float, int, np.ndarray, np.ndarray] | None = None
     polished: list[tuple[float, int, np.ndarray, np.ndarray]] = []
     for k in sorted(ward_scores, key=lambda kk: (-ward_scores[kk], kk))[:N_CANDIDATES]:
         lab, cent = spherical_kmeans(sample, _centroids(sample, cuts[k], k))
-        if cent.shape[0] < 2:
-            continue
-        polished.append((cosine_silhouette(dist, lab), cent.shape[0], lab, cent))
+        sil = cosine_silhouette(dist, lab) if cent.shape[0] >= 2 else float("nan")
+        if not math.isnan(sil):
+            polished.append((sil, cent.shape[0], lab, cent))
     if not polished:
         labels = np.zeros(n, dtype=np.int64)
         return Clustering(labels, _centroids(x, labels, 1), 1, float("nan"), s, ward_scores)

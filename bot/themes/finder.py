@@ -151,7 +151,12 @@ def find_themes_run(
     total = time.perf_counter() - t0
     log.info(
         "themes: %d items, %s vectors, k=%d (silhouette %.3f), %d themes, %.2fs",
-        n, source, clustering.k, clustering.silhouette, len(themes), total,
+        n,
+        source,
+        clustering.k,
+        clustering.silhouette,
+        len(themes),
+        total,
     )
     return ThemeRun(themes, clustering, source, t_embed, total)
 

@@ -20,15 +20,13 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer
 
-from bot.themes.text import STOP_WORDS, clean_text
+from bot.themes.text import STOP_WORDS, TOKEN_PATTERN, clean_text
 from bot.themes.types import ThemeItem
 
 TOP_PHRASES = 5
 # A bigram replaces a chosen word it contains only if it covers most of that
 # word's items ("charged twice" for "charged"), not a rare variant of it.
 _BIGRAM_TAKEOVER = 0.6
-# Letters/digits tokens of 2+ chars ("2fa", "sso", "ios"); apostrophes split.
-_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 
 
 def _preprocess(text: str) -> str:
@@ -40,14 +38,14 @@ def term_matrix(texts: Sequence[str]) -> tuple[sparse.csr_matrix, np.ndarray]:
     n = len(texts)
     # A phrase seen in one item only cannot describe a group; but on tiny inputs
     # (a digest of 5 items) that rule would leave nothing to name with.
-    for min_df in ((2, 1) if n >= 20 else (1,)):
+    for min_df in (2, 1) if n >= 20 else (1,):
         vec = CountVectorizer(
             binary=True,
             ngram_range=(1, 2),
             min_df=min_df,
             stop_words=sorted(STOP_WORDS),
             preprocessor=_preprocess,
-            token_pattern=_TOKEN_PATTERN,
+            token_pattern=TOKEN_PATTERN,
             strip_accents="unicode",
             dtype=np.float32,
         )
@@ -67,9 +65,7 @@ def group_keyphrases(
     if matrix.shape[1] == 0 or n_groups == 0:
         return [[] for _ in range(n_groups)]
     n = matrix.shape[0]
-    onehot = sparse.csr_matrix(
-        (np.ones(n, dtype=np.float32), (labels, np.arange(n))), shape=(n_groups, n)
-    )
+    onehot = sparse.csr_matrix((np.ones(n, dtype=np.float32), (labels, np.arange(n))), shape=(n_groups, n))
     df_group = (onehot @ matrix).tocsr()  # (groups, phrases): items of g containing t
     df_group.sort_indices()
     df_all = np.asarray(matrix.sum(axis=0)).ravel()
@@ -133,7 +129,7 @@ def _pick(cands: list[tuple[str, float, bool]], top_n: int) -> list[str]:
 
 
 def make_title(phrases: Sequence[str], fallback_text: str = "", max_phrases: int = 2) -> str:
-    """"refund / billing invoice": the top phrases, or the start of an example item."""
+    """ "refund / billing invoice": the top phrases, or the start of an example item."""
     if phrases:
         return " / ".join(phrases[:max_phrases])
     words = clean_text(fallback_text).split()

@@ -26,24 +26,38 @@ _LINK = re.compile(r"<(?:https?|mailto):[^>]*>|https?://\S+")
 _EMOJI_CODE = re.compile(r":[a-z0-9_+\-]+:")
 _SPACES = re.compile(r"\s+")
 
+
+def _words(block: str) -> list[str]:
+    return block.split()
+
+
 # Words that are frequent in any product feedback channel and so never name a
 # theme. Kept short and generic on purpose: anything domain specific
 # ("invoice", "export") must stay, because that is what themes are made of.
-FEEDBACK_STOP_WORDS: frozenset[str] = frozenset(
-    {
-        "hi", "hey", "hello", "thanks", "thank", "thx", "pls", "plz", "please",
-        "just", "really", "like", "get", "got", "getting", "im", "ive", "dont",
-        "doesnt", "didnt", "cant", "wont", "isnt",
-        "would", "could", "also", "still", "know", "think", "want", "need",
-        "needs", "way", "use", "using", "used", "lol", "ok", "okay", "yes",
-        "customer", "customers", "issue", "issues",
-        "problem", "problems", "feedback", "request", "asked", "asking", "says",
-        "said", "able", "day", "today", "yesterday", "week", "time", "times",
-        "thing", "things", "lot", "bit", "make", "sure", "let", "going",
-    }
+_CHATTER = _words(
+    """
+    hi hey hello thanks thank thx pls plz please just really like get got getting
+    im ive dont doesnt didnt cant wont isnt would could also still know think want
+    need needs way use using used lol ok okay yes customer customers issue issues
+    problem problems feedback request asked asking says said able day today
+    yesterday week time times thing things lot bit make sure let going does did
+    doing tell wanna gonna kinda
+    """
 )
-
+# Dates say when, never what: "since Tuesday", "the March invoice".
+_DATES = _words(
+    """
+    monday tuesday wednesday thursday friday saturday sunday january february march
+    april may june july august september october november december tomorrow tonight
+    morning
+    """
+)
+FEEDBACK_STOP_WORDS: frozenset[str] = frozenset(_CHATTER + _DATES)
 STOP_WORDS: frozenset[str] = frozenset(ENGLISH_STOP_WORDS) | FEEDBACK_STOP_WORDS
+
+# Tokens of 2+ word characters with at least one letter ("2fa", "s3", "ios")
+# but not bare numbers or ordinals ("4471", "18th"): ids, amounts and dates.
+TOKEN_PATTERN = r"(?u)\b(?!\d+(?:st|nd|rd|th)\b)(?=\w*[^\W\d_])\w\w+\b"
 
 
 def clean_text(text: str) -> str:

@@ -1,29 +1,4 @@
-"""A fake Slack Web API over real HTTP for tests: ``FakeSlack().start()``; see server.py."""
+"""The fake Slack Web API used by the tests (it lives in bot/devtools so that `loopline demo` can use it too)."""
 
-from .server import (
-    APP_ID,
-    BOT_ID,
-    BOT_USER_ID,
-    TEAM_ID,
-    Call,
-    FakeSlack,
-    Fault,
-    Identity,
-    SlackError,
-    WebhookPost,
-    default_oauth_response,
-)
-
-__all__ = [
-    "APP_ID",
-    "BOT_ID",
-    "BOT_USER_ID",
-    "TEAM_ID",
-    "Call",
-    "FakeSlack",
-    "Fault",
-    "Identity",
-    "SlackError",
-    "WebhookPost",
-    "default_oauth_response",
-]
+from bot.devtools.fakeslack import *  # noqa: F403
+from bot.devtools.fakeslack import __all__  # noqa: F401

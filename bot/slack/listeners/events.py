@@ -6,12 +6,11 @@ unhandled event and Slack counts that as a failure and retries it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
-from sqlalchemy.orm import Session
 
-from bot.services.common import enqueue
 from bot.slack.edge import Edge, team_of
 
 # The events in slack-manifest.yml (bot events); `message` covers message.channels and message.groups.
@@ -65,13 +64,10 @@ def register(app: AsyncApp, edge: Edge) -> None:
         if not worth_keeping(edge, team, event):
             return
         event_id = body.get("event_id") or f"{event.get('type')}:{event.get('event_ts') or event.get('ts')}"
+        await edge.enqueue(key=f"ev:{event_id}", kind="event", team_id=team,
+                           payload={"event": event, "event_id": event_id, "team_id": team,
+                                    "is_ext_shared_channel": body.get("is_ext_shared_channel", False)})
 
-        def put(s: Session) -> None:
-            enqueue(s, key=f"ev:{event_id}", kind="event", team_id=team,
-                    payload={"event": event, "event_id": event_id, "team_id": team,
-                             "is_ext_shared_channel": body.get("is_ext_shared_channel", False)})
-
-        await edge.write(put)
-
-    for etype in SUBSCRIBED_EVENTS:
-        app.event(etype)(persist)
+    # One listener for every subscribed type: Bolt tries listeners in order, and one regex matcher is
+    # cheaper per request than thirteen.
+    app.event(re.compile("^(" + "|".join(map(re.escape, SUBSCRIBED_EVENTS)) + ")$"))(persist)

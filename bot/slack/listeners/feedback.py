@@ -59,11 +59,12 @@ def parse_feedback_command(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def register(app: AsyncApp, edge: Edge) -> None:
-    async def feedback_command(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def feedback_command(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         team, channel, user = team_of(body), body["channel_id"], body["user_id"]
         action, args = parse_feedback_command(body.get("text", ""))
         if action == "modal":
-            await ack()  # the lazy listener opens the modal
+            await ack()
+            edge.after_ack(open_feedback_modal(body, client))
             return
         if action == "help":
             await ack(**render.usage("/feedback", "Here is what /feedback can do.", FORMS))
@@ -109,19 +110,18 @@ def register(app: AsyncApp, edge: Edge) -> None:
         text = args["text"]
 
         def capture(s: Session) -> render.FeedbackSummary:
-            item, _created = fb_svc.capture_feedback(
-                s, team_id=team, source="command", source_key=f"cmd:{team}:{body.get('trigger_id') or text}",
-                text=text, channel=channel, reporter=user, captured_by=user)
-            return render.summary_of(item)
+            existing, new = fb_svc.capture_command_text(s, team_id=team, channel=channel, user=user, text=text,
+                                                        request_key=body.get("trigger_id") or text)
+            if existing is not None:
+                return render.summary_of(existing)
+            return render.FeedbackSummary(id=new["id"], text=new["text"], kind="feedback", votes=1,
+                                          customer=new["customer"], arr=new["arr"], reporter=user)
 
         fb = await edge.write(capture)
         msg_text, blocks = render.capture_confirmation(fb, created=True)
         await ack(response_type="ephemeral", text=msg_text, blocks=blocks)
 
     async def open_feedback_modal(body: dict[str, Any], client: AsyncWebClient) -> None:
-        action, _ = parse_feedback_command(body.get("text", ""))
-        if action != "modal":
-            return
         team, channel = team_of(body), body["channel_id"]
         with edge.db.read_session() as s:
             mapped = channel_svc.get_channel(s, team_id=team, channel_id=channel)
@@ -131,7 +131,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
                                      reporter=body.get("user_id"))
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    app.command("/feedback")(ack=feedback_command, lazy=[open_feedback_modal])
+    app.command("/feedback")(feedback_command)
 
     # --- message shortcut ----------------------------------------------------------------------
 

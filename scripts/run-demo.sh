@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Quick start: set up and run the demo on the embedded defaults (SQLite, offline themes, no Slack).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+exec loopline demo "$@"
