@@ -380,5 +380,14 @@ class DigestRun(Base):
     requested_by: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     posted_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The poster's lease: a run is claimed by a conditional UPDATE, so two replicas never post it twice.
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The digest's data as built for this run (DigestData.to_dict): a resumed run posts the same replies,
+    # and App Home reads the latest run's themes from here instead of re-clustering.
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
-    __table_args__ = (UniqueConstraint("team_id", "channel", "period_key", name="uq_digest_run_period"),)
+    __table_args__ = (
+        UniqueConstraint("team_id", "channel", "period_key", name="uq_digest_run_period"),
+        Index("ix_digest_runs_due", "status", "locked_until"),
+    )

@@ -64,7 +64,9 @@ def serve(rt: Runtime, *, host: str, port: int, scheduler: bool = True) -> None:
     # under load; 0.5 ms keeps it short (measured in bench/ack.py).
     sys.setswitchinterval(0.0005)
 
-    app = create_asgi_app(rt, scheduler=scheduler)
+    # --no-scheduler makes a web-only replica: it acks and writes the inbox; a `loopline scheduler`
+    # process (polling the same database) does the work.
+    app = create_asgi_app(rt, background=scheduler, scheduler=scheduler)
     log.info("serving on http://%s:%s/slack/events", host, port)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
                 timeout_graceful_shutdown=5)

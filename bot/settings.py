@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     loopline_workspace_rate: float = Field(default=4.0, gt=0)
     loopline_channel_rate: float = Field(default=1.0, gt=0)
     loopline_log_format: str = "auto"
+    loopline_job_lease_seconds: float = Field(default=90.0, gt=0)
     port: int = Field(default=3000, ge=1, le=65535)
 
     @field_validator("slack_api_url")

@@ -64,8 +64,8 @@ def insert_ignore(session: Session, model: type[Base], values: dict[str, Any], *
 
     Dedup lives in the database, not in memory, so it holds across retries, restarts and replicas.
     """
-    result = session.connection().execute(_insert_stmt(session, model, conflict), values)
-    return bool(result.rowcount)
+    # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT DO NOTHING here.
+    return insert_ignore_returning(session, model, values, conflict=conflict) is not None
 
 
 def job_row(*, key: str, kind: str, team_id: str | None, payload: dict[str, Any], delay: float = 0.0) -> dict[str, Any]:

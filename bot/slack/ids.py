@@ -31,3 +31,8 @@ class Block(StrEnum):
     FB_AREA = "fb_area"
     FB_KIND = "fb_kind"
     FB_DECISION = "fb_decision"
+    AN_TITLE = "an_title"
+    AN_BODY = "an_body"
+    AN_AREAS = "an_areas"
+    AN_SEND_AT = "an_send_at"
+    AN_DECISIONS = "an_decisions"

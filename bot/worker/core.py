@@ -113,7 +113,7 @@ def backoff(attempt: int, *, base: float = 2.0, cap: float = 300.0) -> float:
 
 class Worker:
     MAX_ATTEMPTS = 8
-    LEASE = timedelta(seconds=120)
+
 
     def __init__(self, db: Database, slack: SlackClients, settings: Settings, *, name: str | None = None,
                  batch: int = 20):
@@ -125,6 +125,9 @@ class Worker:
         self.settings = settings
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self) % 10000}"
         self.batch = batch
+        # How long a claimed job stays invisible to other workers; a process killed mid-job leaves its
+        # jobs to be picked up after this. Longer than any one job's retries (Retry-After sleeps).
+        self.lease = timedelta(seconds=settings.loopline_job_lease_seconds)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -178,7 +181,7 @@ class Worker:
             if jobs:
                 s.execute(
                     update(Job).where(Job.id.in_([j.id for j in jobs]))
-                    .values(locked_until=now + self.LEASE, locked_by=self.name, attempts=Job.attempts + 1)
+                    .values(locked_until=now + self.lease, locked_by=self.name, attempts=Job.attempts + 1)
                 )
                 for j in jobs:
                     j.attempts += 1

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 03:08:33.240675
+Create Date: 2026-11-22 03:20:14.692315
 """
 
 from collections.abc import Sequence
@@ -233,10 +233,16 @@ def upgrade() -> None:
         sa.Column("requested_by", sa.String(length=32), nullable=True),
         sa.Column("created_at", bot.models.UTCDateTime(), nullable=False),
         sa.Column("posted_at", bot.models.UTCDateTime(), nullable=True),
+        sa.Column("locked_until", bot.models.UTCDateTime(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("summary", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(["schedule_id"], ["digest_schedules.id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("team_id", "channel", "period_key", name="uq_digest_run_period"),
     )
+    with op.batch_alter_table("digest_runs", schema=None) as batch_op:
+        batch_op.create_index("ix_digest_runs_due", ["status", "locked_until"], unique=False)
+
     op.create_table(
         "feedback_votes",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -287,6 +293,9 @@ def downgrade() -> None:
     op.drop_table("subscriptions")
     op.drop_table("loop_notifications")
     op.drop_table("feedback_votes")
+    with op.batch_alter_table("digest_runs", schema=None) as batch_op:
+        batch_op.drop_index("ix_digest_runs_due")
+
     op.drop_table("digest_runs")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index("ix_deliveries_due")

@@ -8,7 +8,7 @@ from bot.slack.edge import Edge
 
 
 def register_all(app: AsyncApp, edge: Edge) -> None:
-    from bot.slack.listeners import events, feedback, home
+    from bot.slack.listeners import announcements, decisions, digests, events, feedback, home, subscriptions
 
-    for module in (feedback, events, home):
+    for module in (events, feedback, decisions, digests, home, announcements, subscriptions):
         module.register(app, edge)

@@ -1,0 +1,83 @@
+"""/subscribe and /unsubscribe: product areas a channel hears announcements about.
+
+Listing and unsubscribing are database-only and answered in the ack. Subscribing needs the Web API
+(join the channel, or find out it is private; users.info to know whether the person may create an
+area), so the listener queues a job and the worker answers through the response_url.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from sqlalchemy.orm import Session
+
+from bot.services import subscriptions as sub_svc
+from bot.services.common import enqueue, split_list
+from bot.slack.edge import Edge, team_of
+from bot.slack.render import feedback as render
+from bot.slack.render.text import escape
+
+FORMS = [
+    ("/subscribe AREA[, AREA…]", "announcements about these product areas will be posted in this channel"),
+    ("/subscribe", "list this channel's subscriptions"),
+    ("/unsubscribe AREA[, AREA…]", "stop them"),
+]
+
+
+def _listing(labels: list[str], known: list[str]) -> tuple[str, str]:
+    if labels:
+        plain = "This channel is subscribed to: " + ", ".join(labels) + "."
+        rich = "This channel is subscribed to: " + ", ".join(f"*{escape(a)}*" for a in labels) + "."
+    else:
+        plain = rich = "This channel has no subscriptions yet."
+    if known:
+        more = " Known product areas: " + ", ".join(escape(a) for a in known) + "."
+        plain, rich = plain + more, rich + more
+    hint = " Subscribe with `/subscribe billing, mobile app`; stop with `/unsubscribe billing`."
+    return plain + hint, rich + hint
+
+
+def register(app: AsyncApp, edge: Edge) -> None:
+    async def subscribe_command(ack: AsyncAck, body: dict[str, Any]) -> None:
+        team, channel, user = team_of(body), body["channel_id"], body["user_id"]
+        text = (body.get("text") or "").strip()
+        if not split_list(text):
+            with edge.db.read_session() as s:
+                labels = sub_svc.channel_subscriptions(s, team_id=team, channel_id=channel)
+                known = [a.label for a in sub_svc.known_areas(s, team_id=team)]
+            await ack(**render.ephemeral(*_listing(labels, known)))
+            return
+
+        def put(s: Session) -> None:
+            enqueue(s, key=f"subscribe:{team}:{channel}:{body.get('trigger_id') or text}",
+                    kind="subscriptions.subscribe", team_id=team,
+                    payload={"channel": channel, "user": user, "text": text,
+                             "response_url": body.get("response_url")})
+
+        await edge.write(put)
+        await ack()  # the worker answers (it has to join the channel first)
+
+    async def unsubscribe_command(ack: AsyncAck, body: dict[str, Any]) -> None:
+        team, channel = team_of(body), body["channel_id"]
+        text = (body.get("text") or "").strip()
+        if not split_list(text):
+            await ack(**render.usage("/unsubscribe", "Say which product areas to stop.", FORMS))
+            return
+
+        def drop(s: Session) -> tuple[list[str], list[str], list[str]]:
+            removed, missing = sub_svc.unsubscribe(s, team_id=team, channel_id=channel, text=text)
+            return removed, missing, sub_svc.channel_subscriptions(s, team_id=team, channel_id=channel)
+
+        removed, missing, left = await edge.write(drop)
+        parts = []
+        if removed:
+            parts.append("Unsubscribed this channel from " + ", ".join(escape(a) for a in removed) + ".")
+        if missing:
+            parts.append("It was not subscribed to " + ", ".join(escape(a) for a in missing) + ".")
+        parts.append("Still subscribed to: " + (", ".join(escape(a) for a in left) or "nothing") + ".")
+        msg = " ".join(parts)
+        await ack(**render.ephemeral(msg, msg))
+
+    app.command("/subscribe")(subscribe_command)
+    app.command("/unsubscribe")(unsubscribe_command)

@@ -1,0 +1,261 @@
+"""Decision jobs: post and refresh the card, apply status changes (with the permission check that
+needs users.info), thread notes, the loop-closing DMs and the replies people choose to post.
+
+Each handler re-reads the database first, so a job that runs twice (lease expired, retry) finds the
+work already recorded and does nothing visible again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.models import Announcement, Decision, Feedback, Job, LoopNotification
+from bot.services import decisions as svc
+from bot.settings import Settings
+from bot.slack.render import decision as render
+from bot.worker.channels import ensure_member
+from bot.worker.core import JobContext, PermanentError, TransientError, classify, handler
+from bot.worker.home import HOME_HOOKS
+from bot.worker.notify import queue_ephemeral
+
+log = logging.getLogger(__name__)
+
+
+def _summary(s: Session, d: Decision) -> render.DecisionSummary:
+    permalinks = dict(s.execute(select(Feedback.id, Feedback.permalink).where(Feedback.id.in_(d.feedback_ids))).all()) \
+        if d.feedback_ids else {}
+    return render.summary_of(d, permalinks)  # type: ignore[arg-type]
+
+
+def _flags(d: Decision, now: datetime, stale_days: int) -> tuple[str, ...]:
+    flags = []
+    if svc.is_overdue(d, now.date()):
+        flags.append("overdue")
+    if svc.is_stale(d, now, stale_days):
+        flags.append("stale")
+    return tuple(flags)
+
+
+def _card(ctx: JobContext, s: Session, d: Decision) -> tuple[str, list[dict[str, Any]]]:
+    return render.card(_summary(s, d), flags=_flags(d, datetime.now(UTC), ctx.settings.loopline_stale_days))
+
+
+def _dm(s: Session, ctx: JobContext, *, key: str, user: str, text: str, blocks: list[dict[str, Any]]) -> None:
+    from bot.services.common import enqueue
+
+    enqueue(s, key=key, kind="notify.dm", team_id=ctx.team_id, payload={"user": user, "text": text, "blocks": blocks})
+
+
+@handler("decision.post")
+def post_card(ctx: JobContext, p: dict[str, Any]) -> None:
+    with ctx.db.read_session() as s:
+        d = s.get(Decision, p["decision_id"])
+        if d is None:
+            return
+        if d.ts:  # already posted (the job ran before): only bring it up to date
+            refresh_card(ctx, p)
+            return
+        channel, author = d.channel, p.get("author") or d.created_by or ""
+        text, blocks = _card(ctx, s, d)
+        summary = _summary(s, d)
+    target = channel
+    if not channel or channel.startswith("D"):
+        target = author  # logged from a DM: the card goes to the author's DM with the bot
+    else:
+        ok, hint = ensure_member(ctx, channel)
+        if not ok:
+            msg_text, msg_blocks = render.cannot_post(summary, channel, hint)
+            with ctx.db.session() as w:
+                _dm(w, ctx, key=f"decision.cannot_post:{d.id}", user=author, text=msg_text, blocks=msg_blocks)
+            return
+    resp = ctx.client().chat_postMessage(channel=target, text=text, blocks=blocks, unfurl_links=False)
+    with ctx.db.session() as w:
+        dec = w.get(Decision, p["decision_id"])
+        if dec is not None:
+            dec.channel, dec.ts = str(resp["channel"]), str(resp["ts"])
+
+
+@handler("decision.card")
+def refresh_card(ctx: JobContext, p: dict[str, Any]) -> None:
+    with ctx.db.read_session() as s:
+        d = s.get(Decision, p["decision_id"])
+        if d is None or not d.ts or not d.channel:
+            return  # not posted yet: the post job renders the current state
+        channel, ts = d.channel, d.ts
+        text, blocks = _card(ctx, s, d)
+    ctx.client().chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+
+
+def _card_pending(s: Session, decision_id: int) -> bool:
+    return s.scalar(select(Job.id).where(Job.key == f"decision.post:{decision_id}", Job.status == "pending")) \
+        is not None
+
+
+@handler("decision.note")
+def thread_note(ctx: JobContext, p: dict[str, Any]) -> None:
+    with ctx.db.read_session() as s:
+        d = s.get(Decision, p["decision_id"])
+        if d is None:
+            return
+        if not d.ts:
+            if _card_pending(s, d.id):
+                raise TransientError("card not posted yet")
+            return  # the card could not be posted: there is no thread
+        channel, ts = d.channel, d.ts
+    text = render.status_note(by=p["by"], from_status=p.get("from"), to_status=p["to"])
+    ctx.client().chat_postMessage(channel=channel, thread_ts=ts, text=text, unfurl_links=False)
+
+
+def _is_admin(ctx: JobContext, user: str) -> bool:
+    info = ctx.client().users_info(user=user).get("user") or {}
+    return bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
+
+
+@handler("decision.status")
+def change_status(ctx: JobContext, p: dict[str, Any]) -> None:
+    team, user, key = ctx.team_id or "", p["user"], p["request_key"]
+    with ctx.db.read_session() as s:
+        d = svc.get_decision(s, p["decision_id"], team_id=team)
+        if d is None:
+            return
+        is_owner = user == d.owner
+        summary = _summary(s, d)
+        channel = p.get("channel") or d.channel
+    # The owner needs no API call; anyone else must be a workspace admin or owner.
+    allowed = svc.may_change(d, user, is_admin=False) if is_owner else svc.may_change(d, user, is_admin=_is_admin(ctx, user))
+    with ctx.db.session() as w:
+        if not allowed:
+            text, blocks = render.refusal(summary)
+            if channel:
+                queue_ephemeral(w, key=f"decision.refused:{key}", team_id=team, channel=channel, user=user, text=text,
+                                blocks=blocks)
+            else:
+                _dm(w, ctx, key=f"decision.refused:{key}", user=user, text=text, blocks=blocks)
+            return
+        result = svc.apply_status_change(w, team_id=team, decision_id=d.id, status=p["status"], by=user, key=key)
+    log.info("decision status %s", "changed" if result.changed else f"unchanged ({result.reason})",
+             extra={"decision": f"D-{d.id}", "user": user, "status": p["status"]})
+
+
+# --- closing the loop ---------------------------------------------------------------------------
+
+
+def _loop_message(s: Session, n: LoopNotification) -> tuple[render.DecisionSummary, list[render.LoopItem],
+                                                           str, str | None] | None:
+    d = s.get(Decision, n.decision_id)
+    if d is None:
+        return None
+    items = [render.LoopItem(fb.id, fb.text, fb.permalink, bool(fb.channel and fb.ts))
+             for fb in s.scalars(select(Feedback).where(Feedback.id.in_(n.feedback_ids or [])).order_by(Feedback.id))]
+    outcome = svc.trigger_outcome(n.trigger)
+    announcement = n.trigger.split(":", 1)[1] if ":" in n.trigger else None
+    if announcement:
+        ann = s.get(Announcement, int(announcement.split("-")[-1])) if announcement.split("-")[-1].isdigit() else None
+        if ann is not None:
+            announcement = f"{announcement}: {ann.title}"
+    return _summary(s, d), items, outcome, announcement
+
+
+@handler("loop.notify")
+def loop_notify(ctx: JobContext, p: dict[str, Any]) -> None:
+    with ctx.db.read_session() as s:
+        n = s.get(LoopNotification, p["notification_id"])
+        if n is None or n.status == "sent":
+            return  # exactly once: a second run finds the DM recorded
+        parts = _loop_message(s, n)
+        if parts is None:
+            return
+        summary, items, outcome, announcement = parts
+        user, nid = n.user_id, n.id
+    text, blocks = render.loop_dm(notification_id=nid, d=summary, outcome=outcome, announcement=announcement,
+                                  items=items)
+    try:
+        resp = ctx.client().chat_postMessage(channel=user, text=text, blocks=blocks, unfurl_links=False)
+    except SlackApiError as e:
+        err = classify(e)
+        if isinstance(err, PermanentError):  # e.g. a deactivated person: record it, don't retry
+            with ctx.db.session() as w:
+                row = w.get(LoopNotification, nid)
+                if row is not None:
+                    row.status, row.error = "failed", str(err)[:255]
+            return
+        raise
+    with ctx.db.session() as w:
+        row = w.get(LoopNotification, nid)
+        if row is not None:
+            row.status, row.channel, row.ts = "sent", str(resp["channel"]), str(resp["ts"])
+
+
+def _replied(s: Session, nid: int) -> set[int]:
+    keys = s.scalars(select(Job.key).where(Job.key.like(f"loop.reply:{nid}:%"), Job.status == "done"))
+    return {int(k.rsplit(":", 1)[1]) for k in keys if k.rsplit(":", 1)[1].isdigit()}
+
+
+@handler("loop.reply")
+def loop_reply(ctx: JobContext, p: dict[str, Any]) -> None:
+    """The person chose to tell the original thread; only now is anything posted there."""
+    with ctx.db.read_session() as s:
+        n = s.get(LoopNotification, p["notification_id"])
+        fb = s.get(Feedback, p["feedback_id"])
+        if n is None or fb is None or n.user_id != p["user"] or fb.id not in (n.feedback_ids or []):
+            return
+        if not (fb.channel and fb.ts):
+            return
+        parts = _loop_message(s, n)
+        if parts is None:
+            return
+        summary, items, outcome, announcement = parts
+        replied = _replied(s, n.id) | {fb.id}
+        channel, thread_ts, fid, nid = fb.channel, fb.thread_ts or fb.ts, fb.id, n.id
+    ok, hint = ensure_member(ctx, channel)
+    if not ok:
+        with ctx.db.session() as w:
+            _dm(w, ctx, key=f"loop.reply.failed:{nid}:{fid}", user=p["user"],
+                text=f"I couldn't reply in the thread of FB-{fid}: {hint}", blocks=[])
+        return
+    text = render.loop_thread_reply(d=summary, outcome=outcome, feedback_id=fid, by=p["user"])
+    ctx.client().chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, unfurl_links=False)
+    if p.get("dm_channel") and p.get("dm_ts"):
+        dm_text, blocks = render.loop_dm(notification_id=nid, d=summary, outcome=outcome, announcement=announcement,
+                                         items=items)
+        for f in sorted(replied):
+            blocks = render.loop_replied(blocks, f)
+        try:
+            ctx.client().chat_update(channel=p["dm_channel"], ts=p["dm_ts"], text=dm_text, blocks=blocks)
+        except SlackApiError as e:  # the reply is what mattered; a stale button is only cosmetic
+            log.warning("could not update the loop DM: %s", e.response.get("error"))
+
+
+# --- App Home: open decisions get overdue/stale markers -----------------------------------------
+
+
+def _stale_days() -> int:
+    try:
+        from bot.settings import get_settings
+
+        return get_settings().loopline_stale_days
+    except Exception:  # no environment (tests, CLI): the documented default
+        return int(Settings.model_fields["loopline_stale_days"].default)
+
+
+def home_flags(session: Session, data: Any, team_id: str, user_id: str) -> None:
+    now, stale_days = datetime.now(UTC), _stale_days()
+    for item in data.open_decisions:
+        d = session.get(Decision, item["id"])
+        if d is None:
+            continue
+        flags = _flags(d, now, stale_days)
+        item["overdue"], item["stale"] = "overdue" in flags, "stale" in flags
+        if flags:  # the home renderer prints the status as is; the markers ride along with it
+            item["status"] = item["status"] + "".join(f" · :warning: {f}" for f in flags)
+    data.extra["decision_flags"] = {i["id"]: [f for f in ("overdue", "stale") if i.get(f)] for i in data.open_decisions}
+
+
+if home_flags not in HOME_HOOKS:
+    HOME_HOOKS.append(home_flags)
