@@ -308,14 +308,14 @@ def import_feedback_csv(session_factory: Any, stream: Iterable[str], *, team_id:
         return report
     reader.fieldnames = [f.strip().lower() for f in reader.fieldnames]
     while True:
+        line = reader.line_num + 1  # where this record starts (a quoted cell may span lines)
         try:
             row = next(reader)
         except StopIteration:
             break
         except csv.Error as e:
-            report.rejected.append((reader.line_num, f"unreadable CSV: {e}"))
+            report.rejected.append((line, f"unreadable CSV: {e}"))
             continue
-        line = reader.line_num
         try:
             values = _import_values(row)
         except (ValueError, ServiceError) as e:

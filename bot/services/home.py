@@ -33,8 +33,8 @@ def home_data(session: Session, *, team_id: str, user_id: str, now: datetime | N
     data.week_total = session.scalar(select(func.count()).where(*active, Feedback.created_at >= week_ago)) or 0
     data.previous_total = session.scalar(
         select(func.count()).where(*active, Feedback.created_at >= two_weeks, Feedback.created_at < week_ago)) or 0
-    data.by_kind = dict(session.execute(  # type: ignore[arg-type]
-        select(Feedback.kind, func.count()).where(*active, Feedback.created_at >= week_ago).group_by(Feedback.kind)))
+    data.by_kind = {kind: n for kind, n in session.execute(
+        select(Feedback.kind, func.count()).where(*active, Feedback.created_at >= week_ago).group_by(Feedback.kind))}
     data.top_areas = [(a or "no area", n) for a, n in session.execute(
         select(Feedback.area, func.count()).where(*active, Feedback.created_at >= week_ago)
         .group_by(Feedback.area).order_by(func.count().desc()).limit(5))]

@@ -54,7 +54,8 @@ def manifest(url: str) -> dict[str, Any]:
             "shortcuts": [{"name": "Capture as feedback", "type": "message", "callback_id": "capture_feedback",
                            "description": "Save this message as customer feedback"}],
             "slash_commands": [
-                {"command": c, "url": events_url, "description": d, "usage_hint": h, "should_escape": False}
+                {"command": c, "url": events_url, "description": d, "should_escape": False}
+                | ({"usage_hint": h} if h else {})
                 for c, d, h in COMMANDS
             ],
         },
