@@ -7,7 +7,7 @@ scheduler` subprocess on its own database, so `--kill` really is `kill -9` in th
 
     python bench/fanout.py --channels 200            # ~40 s floor
     python bench/fanout.py --channels 1000 --kill    # ~200 s floor, kill -9 at half way
-    python bench/fanout.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench
+    python bench/fanout.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench   (a scratch DB: it is wiped)
 
 Prints time, ratio to the floor, 429s received, duplicates and losses.
 """

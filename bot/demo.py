@@ -105,7 +105,7 @@ def run_demo(*, keep: bool = False) -> int:
             with rt.db.read_session() as s:
                 now = datetime.now(UTC)
                 busy = s.scalar(select(func.count()).select_from(Job).where(Job.status == "pending",
-                                                                             Job.run_after <= now))
+                                                                             Job.run_after <= now)) or 0
                 busy += s.scalar(select(func.count()).select_from(Delivery).where(
                     Delivery.status.in_(("pending", "sending")), Delivery.next_attempt_at <= now)) or 0
             if not busy:

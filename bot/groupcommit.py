@@ -26,18 +26,36 @@ log = logging.getLogger(__name__)
 Unit = Callable[[Session], Any]
 
 
-class RowInsert:
-    """An idempotent single-row insert; rows of one table are sent as one executemany per commit."""
+class Batched:
+    """A unit whose kind can be done for many requests at once: `run_batch` gets every unit of its
+    class (and `batch_key`) queued in one commit and returns their results in order. Plain
+    callables run one by one."""
 
-    __slots__ = ("conflict", "model", "values")
+    batch_key: Any = None
+
+    @classmethod
+    def run_batch(cls, session: Session, units: list[Any]) -> list[Any]:
+        raise NotImplementedError
+
+    def __call__(self, session: Session) -> Any:
+        return type(self).run_batch(session, [self])[0]
+
+
+class RowInsert(Batched):
+    """An idempotent single-row insert; rows of one table go out as one executemany per commit."""
+
+    __slots__ = ("batch_key", "values")
 
     def __init__(self, model: type[Any], values: dict[str, Any], conflict: tuple[str, ...]):
-        self.model, self.values, self.conflict = model, values, conflict
+        self.batch_key, self.values = (model, conflict), values
 
-    def __call__(self, session: Session) -> None:
-        from bot.services.common import insert_ignore
+    @classmethod
+    def run_batch(cls, session: Session, units: list[Any]) -> list[Any]:
+        from bot.services.common import insert_ignore_many
 
-        insert_ignore(session, self.model, self.values, conflict=list(self.conflict))
+        model, conflict = units[0].batch_key
+        insert_ignore_many(session, model, [u.values for u in units], conflict=list(conflict))
+        return [None] * len(units)
 
 
 class GroupCommitter:
@@ -123,19 +141,17 @@ class GroupCommitter:
 
     @staticmethod
     def _execute(session: Session, units: list[Unit]) -> list[Any]:
-        """Plain row inserts go out as one executemany per table (most of an inbox commit);
-        everything else runs in order."""
-        from bot.services.common import insert_ignore_many
-
+        """Batched units go out grouped (one statement for many requests); other units run in order."""
         results: list[Any] = [None] * len(units)
-        groups: dict[tuple[Any, tuple[str, ...]], list[dict[str, Any]]] = {}
+        groups: dict[tuple[type[Batched], Any], list[int]] = {}
         for i, unit in enumerate(units):
-            if isinstance(unit, RowInsert):
-                groups.setdefault((unit.model, unit.conflict), []).append(unit.values)
+            if isinstance(unit, Batched):
+                groups.setdefault((type(unit), unit.batch_key), []).append(i)
             else:
                 results[i] = unit(session)
-        for (model, conflict), rows in groups.items():
-            insert_ignore_many(session, model, rows, conflict=list(conflict))
+        for (kind, _), idx in groups.items():
+            for i, r in zip(idx, kind.run_batch(session, [units[i] for i in idx]), strict=True):
+                results[i] = r
         return results
 
 

@@ -23,7 +23,7 @@ def test_oauth_install_then_capture_in_the_new_workspace(fake, db, db_url):
             page = http.get("/slack/install")
             assert page.status_code == 200 and "slack.com/oauth/v2/authorize" in page.text
             state = re.search(r"state=([\w-]+)", page.text).group(1)
-            assert "commands" in page.text and "reactions%3Aread" in page.text or "reactions:read" in page.text
+            assert ("commands" in page.text and "reactions%3Aread" in page.text) or "reactions:read" in page.text
             done = http.get(f"/slack/oauth_redirect?code=good-code&state={state}",
                             cookies={"slack-app-oauth-state": state})
             assert done.status_code == 200, done.text

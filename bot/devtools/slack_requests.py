@@ -32,10 +32,10 @@ class SlackSender:
                  sign: bool = True, timestamp: int | None = None, path: str = "/slack/events") -> httpx.Response:
         raw = body.encode() if isinstance(body, str) else body
         ts = str(timestamp if timestamp is not None else int(time.time()))
-        h = {"content-type": content_type}
+        h: dict[str, str] = {"content-type": content_type}
         if sign:
             h["x-slack-request-timestamp"] = ts
-            h["x-slack-signature"] = self.verifier.generate_signature(timestamp=ts, body=raw.decode("utf-8", "replace"))
+            h["x-slack-signature"] = str(self.verifier.generate_signature(timestamp=ts, body=raw.decode("utf-8", "replace")))
         h.update(headers or {})
         return self.http.post(self.base_url + path, content=raw, headers=h)
 

@@ -18,10 +18,10 @@ class ServiceError(ValueError):
     """A rule of the product was broken; the message is shown to the person, as is."""
 
 
-_STMT_CACHE: dict[tuple[str, Any, tuple[str, ...], bool], Any] = {}
+_STMT_CACHE: dict[tuple[str, Any, tuple[str, ...], tuple[str, ...]], Any] = {}
 
 
-def _insert_stmt(session: Session, model: Any, conflict: list[str], *, returning: bool = False) -> Any:
+def _insert_stmt(session: Session, model: Any, conflict: list[str], *, returning: tuple[str, ...] = ()) -> Any:
     """INSERT … ON CONFLICT DO NOTHING on the Core table, built once and executed with parameters.
 
     Building an ORM insert with `.values(**row)` each time costs ~2 ms of SQLAlchemy work per row
@@ -43,7 +43,7 @@ def _insert_stmt(session: Session, model: Any, conflict: list[str], *, returning
         else:  # pragma: no cover - other databases are not supported yet
             stmt = insert(table)
         if returning:
-            stmt = stmt.returning(table.c.id)
+            stmt = stmt.returning(*(table.c[name] for name in returning))
         _STMT_CACHE[key] = stmt
     return stmt
 
@@ -56,7 +56,7 @@ def insert_ignore_many(session: Session, model: type[Base], rows: list[dict[str,
 
 def insert_ignore_returning(session: Session, model: Any, values: dict[str, Any], *, conflict: list[str]) -> int | None:
     """Idempotent insert that returns the new row's id, or None when the natural key existed."""
-    return session.connection().execute(_insert_stmt(session, model, conflict, returning=True), values).scalar()
+    return session.connection().execute(_insert_stmt(session, model, conflict, returning=("id",)), values).scalar()
 
 
 def insert_ignore(session: Session, model: type[Base], values: dict[str, Any], *, conflict: list[str]) -> bool:

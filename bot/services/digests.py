@@ -195,7 +195,7 @@ def _vectors(rows: list[Any], embedder: Embedder | None) -> np.ndarray:
 
 def build_digest(session: Session, *, team_id: str, channel: str, period_key: str, start: datetime,
                  end: datetime, label: str, areas: list[str] | None = None, embedder: Embedder | None = None,
-                 namer: Any = None, max_themes: int = 10, stale_days: int = 14,
+                 namer: Any = None, max_themes: int = 20, stale_days: int = 14,
                  now: datetime | None = None) -> DigestData:
     t0 = time.perf_counter()
     now = now or datetime.now(UTC)

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from bot.groupcommit import Batched
 from bot.models import Channel, DecisionFeedback, Feedback, FeedbackVote, utcnow
 from bot.services.channels import get_channel
-from bot.services.common import ServiceError, insert_ignore, insert_ignore_returning, normalise_area
+from bot.services.common import ServiceError, insert_ignore, normalise_area
 
 SOURCES = ("command", "shortcut", "reaction", "watch", "import", "modal")
 KINDS = ("feedback", "idea", "bug", "question", "praise")
@@ -98,39 +99,74 @@ def capture_feedback(
     return item, created
 
 
-_VOTE_INSERT = insert(FeedbackVote.__table__)
-_ACCOUNT = select(Channel.customer, Channel.customer_arr).where(
-    Channel.team_id == bindparam("team_id"), Channel.channel_id == bindparam("channel_id"))
+_VOTE_INSERT = insert(FeedbackVote)
+@dataclass
+class CommandText(Batched):
+    """One `/feedback TEXT` for the group commit; many are captured with three statements."""
+
+    team_id: str
+    channel: str
+    user: str
+    text: str
+    request_key: str
+
+    @classmethod
+    def run_batch(cls, session: Session, units: list[Any]) -> list[Any]:
+        return capture_command_texts(session, units)
 
 
-def channel_account(session: Session, *, team_id: str, channel_id: str) -> tuple[str | None, float | None]:
-    """The customer account a channel maps to (a prepared statement: this is on the ack path)."""
-    row = session.connection().execute(_ACCOUNT, {"team_id": team_id, "channel_id": channel_id}).first()
-    return (row[0], row[1]) if row else (None, None)
+def capture_command_texts(session: Session, reqs: list[CommandText]) -> list[dict[str, Any]]:
+    """The `/feedback TEXT` hot path, for a whole commit's worth of requests at once.
 
-
-def capture_command_text(session: Session, *, team_id: str, channel: str, user: str, text: str,
-                         request_key: str) -> tuple[Feedback | None, dict[str, Any]]:
-    """The `/feedback TEXT` hot path: two INSERTs, no reads back.
-
-    Returns (None, fields of the new item) when created, or (existing item, {}) for a repeated request.
+    Returns, per request, the new or existing item's fields (`id`, `text`, `customer`, `arr`,
+    `votes`, `created`). Writes are INSERT … ON CONFLICT DO NOTHING, so a repeated request
+    (same trigger_id) returns the item it made the first time.
     """
-    text = (text or "").strip()[:MAX_TEXT]
-    if not text:
-        raise ServiceError("Feedback text is empty.")
-    customer, arr = channel_account(session, team_id=team_id, channel_id=channel)
+    accounts: dict[tuple[str, str], tuple[str | None, float | None]] = {}
+    channels = {r.channel for r in reqs}
+    for team, ch, customer, arr in session.execute(
+            select(Channel.team_id, Channel.channel_id, Channel.customer, Channel.customer_arr)
+            .where(Channel.channel_id.in_(channels), Channel.customer.is_not(None))):
+        accounts[(team, ch)] = (customer, arr)
     now = utcnow()
-    fields = {"team_id": team_id, "source_key": f"cmd:{team_id}:{request_key}"[:255], "text": text,
-              "kind": "feedback", "area": None, "customer": customer, "arr": arr, "channel": channel, "ts": None, "thread_ts": None,
-              "permalink": None, "reporter": user, "captured_by": user, "source": "command", "status": "active",
-              "text_pending": False, "created_at": now, "updated_at": now}
-    new_id = insert_ignore_returning(session, Feedback, fields, conflict=["source_key"])
-    if new_id is None:
-        existing = session.scalar(select(Feedback).where(Feedback.source_key == fields["source_key"]))
-        return existing, {}
-    session.connection().execute(_VOTE_INSERT, {"feedback_id": new_id, "user_id": user, "via": "capture",
-                                                "created_at": now})
-    return None, {**fields, "id": new_id}
+    rows: list[dict[str, Any]] = []
+    for r in reqs:
+        text = (r.text or "").strip()[:MAX_TEXT]
+        customer, arr = accounts.get((r.team_id, r.channel), (None, None))
+        rows.append({"team_id": r.team_id, "source_key": f"cmd:{r.team_id}:{r.request_key}"[:255], "text": text,
+                     "kind": "feedback", "area": None, "customer": customer, "arr": arr, "channel": r.channel,
+                     "ts": None, "thread_ts": None, "permalink": None, "reporter": r.user, "captured_by": r.user,
+                     "source": "command", "status": "active", "text_pending": False, "created_at": now,
+                     "updated_at": now})
+    new_ids = {key: fid for fid, key in session.connection().execute(_FEEDBACK_INSERT(session), rows).all()}
+    if new_ids:
+        session.connection().execute(_VOTE_INSERT, [
+            {"feedback_id": new_ids[row["source_key"]], "user_id": row["reporter"], "via": "capture",
+             "created_at": now} for row in rows if row["source_key"] in new_ids])
+    missing = [row["source_key"] for row in rows if row["source_key"] not in new_ids]
+    existing = {f.source_key: f for f in session.scalars(select(Feedback).where(Feedback.source_key.in_(missing)))} \
+        if missing else {}
+    out: list[dict[str, Any]] = []
+    claimed: set[str] = set()
+    for row in rows:
+        key = row["source_key"]
+        if key in new_ids and key not in claimed:
+            claimed.add(key)  # the same trigger twice in one commit: the second is a repeat
+            out.append({**row, "id": new_ids[key], "votes": 1, "created": True})
+        else:
+            f = existing.get(key)
+            if f is None:  # created earlier in this very batch
+                out.append({**row, "id": new_ids[key], "votes": 1, "created": False})
+            else:
+                out.append({"id": f.id, "text": f.text, "customer": f.customer, "arr": f.arr, "kind": f.kind,
+                            "votes": f.vote_count, "created": False})
+    return out
+
+
+def _FEEDBACK_INSERT(session: Session) -> Any:
+    from bot.services.common import _insert_stmt
+
+    return _insert_stmt(session, Feedback, ["source_key"], returning=("id", "source_key"))
 
 
 def add_vote(session: Session, *, feedback_id: int, user_id: str, via: str) -> bool:
@@ -337,8 +373,9 @@ def import_feedback_csv(session_factory: Any, stream: Iterable[str], *, team_id:
 
 
 def _import_values(row: dict[str, Any]) -> dict[str, Any]:
-    if None in row:  # csv puts surplus cells under the key None
-        raise ValueError(f"too many cells ({len(row) - 1 + len(row[None])} for {len(row) - 1} columns)")
+    surplus = row.get(None)  # type: ignore[call-overload]  # csv puts surplus cells under the key None
+    if surplus is not None:
+        raise ValueError(f"too many cells ({len(row) - 1 + len(surplus)} for {len(row) - 1} columns)")
     text = (row.get("text") or "").strip()
     if not text:
         raise ValueError("text is empty")

@@ -57,18 +57,16 @@ def build_app(edge: Edge, *, bot_identity: dict[str, Any] | None = None, oauth_s
 
         app = AsyncApp(**common, client=make_async_web_client(settings, token), authorize=authorize)
 
-    @app.middleware
-    async def log_context(body: dict[str, Any], next: Any) -> Any:
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse | None:
+        ref = uuid.uuid4().hex[:8]
+        # Context is bound here rather than in a middleware: a Bolt middleware on every request
+        # costs more than the inbox write itself, and listeners that succeed log nothing.
         event = body.get("event") or {}
         with bind(team=team_of(body), event_id=body.get("event_id"),
                   channel=body.get("channel_id") or event.get("channel") or (body.get("channel") or {}).get("id"),
                   user=body.get("user_id") or event.get("user") or (body.get("user") or {}).get("id")):
-            return await next()
-
-    @app.error
-    async def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse | None:
-        ref = uuid.uuid4().hex[:8]
-        log.error("listener failed (ref %s): %r", ref, error, exc_info=error)
+            log.error("listener failed (ref %s): %r", ref, error, exc_info=error)
         message = f":warning: Something went wrong on our side (reference `{ref}`). Nothing you sent was lost; please try again."
         if body.get("type") == "view_submission":
             # Keep the modal open with the reason next to its first input, so nothing typed is lost.

@@ -35,6 +35,7 @@ from bot.runtime import BACKGROUND
 from bot.services import announcements as an_svc
 from bot.services import subscriptions as sub_svc
 from bot.services.common import enqueue
+from bot.slack.client import make_web_client
 from bot.slack.render import announcement as render
 from bot.worker.core import PermanentError, TransientError, backoff, classify
 
@@ -96,7 +97,11 @@ class Claimed:
 
 class DeliveryLoop:
     SENDERS = 4
-    LEASE = timedelta(seconds=60)
+    # The lease outlives any claim-to-record window: posting starts within LEASE/2 of the claim (else the
+    # row is given back) and a call times out after CALL_TIMEOUT. After a kill -9 the dead process's few
+    # claimed rows wait out their lease, so it is kept short.
+    LEASE = timedelta(seconds=30)
+    CALL_TIMEOUT = 10
     MAX_ATTEMPTS = 12
     IDLE = 1.0
     SWEEP_EVERY = 10.0
@@ -111,6 +116,7 @@ class DeliveryLoop:
         self.senders = senders or self.SENDERS
         self._buckets: dict[str, TokenBucket] = {}
         self._cooling: dict[str, float] = {}
+        self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -190,6 +196,16 @@ class DeliveryLoop:
         with self._lock:
             self._cooling[channel] = time.monotonic() + 1.0 / self.settings.loopline_channel_rate
 
+    def _client(self, team_id: str) -> Any:
+        token = self.slack.token_for(team_id)
+        with self._lock:
+            client = self._clients.get(token)
+            if client is None:
+                # No built-in retry handlers: 429s and 5xx come back to us, so no sender sleeps on a lease.
+                client = self._clients[token] = make_web_client(self.settings, token, retries=False,
+                                                                 timeout=self.CALL_TIMEOUT)
+            return client
+
     def _wait_for_slot(self, team_id: str) -> bool:
         slot = self._bucket(team_id).reserve()
         while True:
@@ -255,7 +271,7 @@ class DeliveryLoop:
             self._finish(c.announcement_id)
             return
         try:
-            client = self.slack.for_team(c.team_id, retries=False)
+            client = self._client(c.team_id)
             if c.action == "reconcile":
                 ts = self.find_copy(client, c)
                 if ts:

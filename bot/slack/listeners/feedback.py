@@ -109,16 +109,11 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
         text = args["text"]
 
-        def capture(s: Session) -> render.FeedbackSummary:
-            existing, new = fb_svc.capture_command_text(s, team_id=team, channel=channel, user=user, text=text,
-                                                        request_key=body.get("trigger_id") or text)
-            if existing is not None:
-                return render.summary_of(existing)
-            return render.FeedbackSummary(id=new["id"], text=new["text"], kind="feedback", votes=1,
-                                          customer=new["customer"], arr=new["arr"], reporter=user)
-
-        fb = await edge.write(capture)
-        msg_text, blocks = render.capture_confirmation(fb, created=True)
+        new = await edge.writer.run(fb_svc.CommandText(team_id=team, channel=channel, user=user, text=text,
+                                                       request_key=body.get("trigger_id") or text))
+        fb = render.FeedbackSummary(id=new["id"], text=new["text"], kind=new.get("kind", "feedback"),
+                                    votes=new["votes"], customer=new["customer"], arr=new["arr"], reporter=user)
+        msg_text, blocks = render.capture_confirmation(fb, created=new["created"])
         await ack(response_type="ephemeral", text=msg_text, blocks=blocks)
 
     async def open_feedback_modal(body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -154,17 +149,16 @@ def register(app: AsyncApp, edge: Edge) -> None:
         with edge.db.read_session() as s:
             existing = fb_svc.find_by_message(s, team_id=team, channel=channel, ts=ts) if ts else None
             mapped = channel_svc.get_channel(s, team_id=team, channel_id=channel)
-            defaults = {
-                "customer": (existing.customer if existing else None) or (mapped.customer if mapped else None),
-                "arr": (existing.arr if existing else None) or (mapped.customer_arr if mapped else None),
-                "area": existing.area if existing else None,
-                "kind": existing.kind if existing else "feedback",
-            }
+            customer = (existing.customer if existing else None) or (mapped.customer if mapped else None)
+            arr = (existing.arr if existing else None) or (mapped.customer_arr if mapped else None)
+            area = existing.area if existing else None
+            kind = existing.kind if existing else "feedback"
+            text = existing.text if existing else message.get("text", "")
         view = render.feedback_modal(
             metadata={"channel": channel, "ts": ts, "thread_ts": thread_ts, "permalink": permalink,
                       "reporter": message.get("user") or message.get("bot_id"), "source": "shortcut"},
-            text=(existing.text if existing else message.get("text", "")), reporter=message.get("user"),
-            permalink=permalink, **defaults)
+            text=text, reporter=message.get("user"), permalink=permalink, customer=customer, arr=arr, area=area,
+            kind=kind)
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
     app.shortcut(Callback.FEEDBACK_SHORTCUT)(ack=ack_only, lazy=[open_shortcut_modal])

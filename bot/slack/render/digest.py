@@ -22,7 +22,7 @@ QUOTE_CHARS = 500
 LIST_CAP = 25  # lines per list before "and N more"
 _PACK = SECTION_TEXT_MAX - 100
 
-KIND_PLURALS = {"feedback": "feedback", "idea": "ideas", "bug": "bugs", "question": "questions", "praise": "praise"}
+_UNCOUNTABLE = ("feedback", "praise")
 STATUS_TITLES = {"made": ":white_check_mark: Made this period", "in_review": ":mag: In review",
                  "overdue": ":alarm_clock: Overdue", "stale": ":zzz: Stale (no change for a while)"}
 
@@ -40,8 +40,13 @@ def _change(now: int, before: int) -> str:
     return f"{arrow} {'+' if diff >= 0 else ''}{pct}% vs {before} in the previous period"
 
 
+def _kind(k: str, n: int) -> str:
+    word = (k or "feedback").replace("_", " ")
+    return f"{n} {escape(word)}" if n == 1 or word.endswith(_UNCOUNTABLE) else f"{n} {escape(word)}s"
+
+
 def _kinds(kinds: dict[str, int]) -> str:
-    return ", ".join(f"{n} {escape(KIND_PLURALS.get(k, k))}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    return ", ".join(_kind(k, n) for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
 
 
 def pack_lines(lines: list[str], *, cap: int = LIST_CAP, more: str = "more") -> list[dict[str, Any]]:
