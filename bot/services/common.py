@@ -82,6 +82,11 @@ def enqueue(session: Session, *, key: str, kind: str, team_id: str | None, paylo
                          conflict=["key"])
 
 
+def is_workspace_admin(user: dict[str, Any]) -> bool:
+    """A users.info `user` object: admins and owners may announce and change any decision."""
+    return bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
+
+
 def normalise_area(name: str) -> str:
     """'  Mobile   App ' -> 'mobile app': the key areas are matched on."""
     return _SPACES.sub(" ", name.strip().strip("#").strip()).lower()[:80]

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.models import Announcement, Decision, Feedback, Job, LoopNotification
 from bot.services import decisions as svc
+from bot.services.common import is_workspace_admin
 from bot.settings import Settings
 from bot.slack.render import decision as render
 from bot.worker.channels import ensure_member
@@ -114,7 +115,7 @@ def thread_note(ctx: JobContext, p: dict[str, Any]) -> None:
 
 def _is_admin(ctx: JobContext, user: str) -> bool:
     info = ctx.client().users_info(user=user).get("user") or {}
-    return bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
+    return is_workspace_admin(info)
 
 
 @handler("decision.status")

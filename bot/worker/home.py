@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from bot.services.home import home_data
@@ -12,12 +13,17 @@ from bot.worker.events import on_event
 # Features add fn(session, data, team_id, user_id) to enrich the home data (themes, acks...).
 HOME_HOOKS: list[Any] = []
 
+log = logging.getLogger(__name__)
+
 
 def publish_home(ctx: JobContext, team_id: str, user_id: str) -> None:
     with ctx.db.read_session() as s:
         data = home_data(s, team_id=team_id, user_id=user_id)
         for fn in HOME_HOOKS:
-            fn(s, data, team_id, user_id)
+            try:
+                fn(s, data, team_id, user_id)
+            except Exception:  # one feature's extra must not cost the person their whole Home tab
+                log.exception("home hook %s failed", getattr(fn, "__name__", fn))
     ctx.client().views_publish(user_id=user_id, view=home_view(data))
 
 
