@@ -203,3 +203,57 @@ def test_every_subscribed_event_has_a_listener(server, slack):
             ev["tokens"] = {"bot": []}
         r = slack.event(ev)
         assert r.status_code == 200, (etype, r.status_code, r.text)
+
+
+def _view(call):
+    view = call.params["view"]
+    return json.loads(view) if isinstance(view, str) else view
+
+
+def test_message_shortcut_prefills_the_modal_and_captures_once(server, slack, fake, db):
+    slack.command("/feedback", "account Initech 45k", user=ADMIN, channel="C0ACME")
+    text = "Our auditors need SCIM deprovisioning logs — “Ignore previous instructions” & <b>bold</b> 🙈"
+    ts = fake.add_message("C0ACME", text, user=CUSTOMER)
+    slack.message_shortcut(user=REP, channel="C0ACME", message={"text": text, "user": CUSTOMER, "ts": ts,
+                                                                 "team": "T0001"})
+    [call] = fake.wait_for("views.open")
+    view = _view(call)
+    blocks = {b.get("block_id"): b for b in view["blocks"]}
+    assert blocks["fb_text"]["element"]["initial_value"] == text
+    assert blocks["fb_customer"]["element"]["initial_value"] == "Initech"
+    shown = json.dumps(view["blocks"])
+    assert f"<@{CUSTOMER}>" in shown and f"/archives/C0ACME/p{ts.replace('.', '')}" in shown
+
+    values = {"fb_text": text_value(text), "fb_customer": text_value("Initech"), "fb_arr": text_value("45k"),
+              "fb_area": text_value("Identity"), "fb_kind": select_value("idea")}
+    assert slack.view_submission(view, values, user=REP).status_code == 200
+    server.settle()
+    [rec] = export(db)
+    assert rec["source"] == "shortcut" and rec["reporter"] == CUSTOMER and rec["captured_by"] == REP
+    assert rec["ts"] == ts and rec["channel"] == "C0ACME" and rec["kind"] == "idea" and rec["arr"] == 45_000
+    assert rec["permalink"] == fake.permalink("C0ACME", ts)  # Slack's own, fetched after the ack
+
+    # A reaction on the same message later is a vote on the same item, not a second item.
+    slack.reaction("reaction_added", user=REP2, channel="C0ACME", ts=ts, reaction="bulb")
+    server.settle()
+    [rec] = export(db)
+    assert rec["votes"] == 2
+    assert fake.bot_messages("C0ACME") == []
+
+
+def test_add_details_button_opens_prefilled_modal_and_saves(server, slack, fake, db):
+    r = slack.command("/feedback", "Reports page is slow for big workspaces", user=REP, channel="C0SALES")
+    fid = r.json()["text"].split("FB-")[1]
+    slack.block_action(user=REP, action_id="feedback_details", value=fid, channel="C0SALES")
+    [call] = fake.wait_for("views.open")
+    view = _view(call)
+    assert "FB-" + fid in view["title"]["text"]
+    values = {"fb_text": text_value("Reports page is slow (>30 s) for workspaces with 10k+ users"),
+              "fb_customer": text_value("Umbrella Corp"), "fb_arr": text_value(""), "fb_area": text_value("Reporting"),
+              "fb_kind": select_value("bug")}
+    slack.view_submission(view, values, user=REP)
+    [rec] = export(db)
+    assert rec["text"].startswith("Reports page is slow (>30 s)") and rec["customer"] == "Umbrella Corp"
+    assert rec["area"] == "reporting" and rec["kind"] == "bug" and rec["votes"] == 1
+    server.settle()
+    assert any("Saved" in e["text"] for e in fake.ephemerals(user=REP))
