@@ -420,6 +420,7 @@ class FakeSlack:
     def _init_state(self) -> None:
         # knobs (plain attributes: tests set them directly)
         self.latency: float = 0.0
+        self.socket_mode_url: str | None = None
         self.latency_for: dict[str, float] = {}
         self.per_channel_rate: float | None = None
         self.per_channel_burst: int = 1
@@ -1959,6 +1960,8 @@ class FakeSlack:
         return {"files": [self._file_obj(rec) for rec, _item in records]}
 
     def _apps_connections_open(self, p: dict[str, Any], ident: Identity) -> dict[str, Any]:
+        if self.socket_mode_url:  # a test's own WebSocket server standing in for wss://wss.slack.com
+            return {"url": f"{self.socket_mode_url}?ticket={uuid.uuid4()}&app_id={APP_ID}"}
         return {"url": f"ws://{self._host}:{self.port}/link/?ticket={uuid.uuid4()}&app_id={APP_ID}"}
 
     def _oauth_v2_access(self, p: dict[str, Any], ident: Identity) -> dict[str, Any]:
