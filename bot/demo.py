@@ -7,6 +7,7 @@ No credentials, no network: SQLite in a temporary folder, offline themes.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import socket
@@ -44,7 +45,8 @@ def _blocks_text(msg: dict[str, Any]) -> str:
             out.append("  " + " · ".join(e.get("text", "") for e in b.get("elements", []) if isinstance(e, dict)))
         elif b.get("type") == "actions":
             out.append("  [" + "] [".join(e.get("text", {}).get("text", "…") for e in b.get("elements", [])) + "]")
-    return "\n".join(out) or msg.get("text", "")
+    # Slack shows &lt; as <: unescape so the terminal reads like the client (the wire text stays escaped).
+    return html.unescape("\n".join(out) or msg.get("text", ""))
 
 
 class _Server:
@@ -200,3 +202,6 @@ def run_demo(*, keep: bool = False) -> int:
 
 # Features append step factories: fn(slack, fake, rt, settle, posted, private) -> (title, fn).
 DEMO_STEPS: list[Callable[..., tuple[str, Callable[[], None]]]] = []
+
+# Importing the module registers the later steps (subscriptions, announcement, decision, digest, Home).
+import bot.devtools.demo_steps  # noqa: E402,F401

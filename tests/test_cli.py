@@ -113,3 +113,15 @@ def test_demo_runs_without_credentials(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "Captured as FB-1" in r.stdout or "FB-1" in r.stdout
     assert "Traceback" not in r.stderr
+    out = r.stdout
+    # The announcement reached #releases, and its author was told privately.
+    assert "#releases (bot) │ CSV export now keeps your custom fields" in out
+    assert "DM to dana │ :mega: *AN-1* is on its way to 1 channel" in out
+    # Deciding closed the loop: sam (who captured FB-2) got a DM; the customer channel stayed silent.
+    assert "DM to sam │ :loudspeaker: Feedback you shared has an answer: *D-1*" in out and "was decided" in out
+    assert "#ext-acme still has 0 bot messages" in out and "#ext-acme (bot)" not in out
+    # The digest: a parent in #product and its thread, text read as Slack shows it (unescaped, no raw &lt;).
+    assert "#product (bot) │ Feedback digest" in out and "↳ thread │ *1. " in out and "*Decisions*" in out
+    assert "&lt;" not in out and "&amp;" not in out
+    # App Home shows the author's acknowledgements.
+    assert "dana's Home" in out and ":white_check_mark: <#C0RELEASES> 1" in out

@@ -34,8 +34,11 @@ def trend(now: int, before: int) -> str:
     return f"{'+' if pct >= 0 else ''}{pct}%"
 
 
+UNCOUNTABLE = ("feedback", "praise")
+
+
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    return f"{n} {word}{'' if n == 1 or word.endswith(UNCOUNTABLE) else 's'}"
 
 
 def _more(shown: int, total: int, what: str) -> Block | None:
