@@ -125,8 +125,8 @@ def run_demo(*, keep: bool = False) -> int:
                 _show(f"#{label} (bot)", _blocks_text(m))
 
     def private(user: str) -> None:
-        for e in fake.ephemerals(user=user):
-            key = f"eph:{id(e)}:{e.get('text')}"
+        for n, e in enumerate(fake.ephemerals(user=user)):
+            key = f"eph:{user}:{n}"  # the fake returns copies, so position is the stable identity
             if key not in seen:
                 seen.add(key)
                 _show(f"only {names[user]} sees", _blocks_text(e))

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -59,6 +60,9 @@ class RowInsert(Batched):
 
 
 class GroupCommitter:
+    # A commit carrying this many requests means the edge is under load (see `busy`).
+    BUSY_BATCH = 4
+
     def __init__(self, db: Database, *, on_commit: Callable[[], None] | None = None, max_batch: int = 256):
         self.db = db
         self.on_commit = on_commit
@@ -70,6 +74,12 @@ class GroupCommitter:
         self._thread.start()
         self.commits = 0
         self.units = 0
+        self.busy_until = 0.0
+
+    def busy(self) -> bool:
+        """True while requests are arriving faster than one per commit: Slack's 3-second ack
+        deadline is hard, the worker's work is not, so the worker steps aside (bot/worker/core.py)."""
+        return time.monotonic() < self.busy_until
 
     async def run(self, fn: Callable[[Session], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -129,6 +139,8 @@ class GroupCommitter:
                     outcomes.append((False, e))
         self.commits += 1
         self.units += len(batch)
+        if len(batch) >= self.BUSY_BATCH:
+            self.busy_until = time.monotonic() + 0.05
         if self.on_commit:
             try:
                 self.on_commit()

@@ -52,6 +52,7 @@ class Runtime:
         self.slack = SlackClients(settings, self.oauth_stores[0] if self.oauth_stores else None)
         self.worker = Worker(self.db, self.slack, settings)
         self.writer = GroupCommitter(self.db, on_commit=self.worker.wake)
+        self.worker.edge_busy = self.writer.busy
         self.edge = Edge(settings, self.db, self.writer)
         self.scheduler: Any = None
         self._stoppers: list[Callable[[], None]] = []

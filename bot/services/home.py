@@ -55,6 +55,7 @@ def home_data(session: Session, *, team_id: str, user_id: str, now: datetime | N
                           "customer": f.customer})
     for channel, label in session.execute(
             select(Subscription.channel_id, Area.label).join(Area, Area.id == Subscription.area_id)
-            .where(Subscription.team_id == team_id, Subscription.active.is_(True)).order_by(Area.label)):
+            .where(Subscription.team_id == team_id, Subscription.active.is_(True))
+            .order_by(Subscription.channel_id, Area.label)):
         data.subscriptions.setdefault(channel, []).append(label)
     return data
