@@ -121,8 +121,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"loopline: error: cannot read {args.file}: {e.strerror}", file=sys.stderr)
         return 2
+    from bot.workspace import resolve_team
+
+    team = resolve_team(s, db, args.team)
     with fh:
-        report = import_feedback_csv(db.session, fh, team_id=args.team)
+        report = import_feedback_csv(db.session, fh, team_id=team)
     print(report.summary())
     return 1 if report.rejected and not report.imported and not report.duplicates else 0
 
@@ -171,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="import records")
     p.add_argument("what", choices=["feedback"])
     p.add_argument("file", help="CSV file (columns: text; optional area, kind, customer, arr, created_at, reporter)")
-    p.add_argument("--team", default="T_IMPORT", help="workspace id to import into")
+    p.add_argument("--team", default=None, help="workspace id (default: the bot token's workspace)")
     p.set_defaults(fn=cmd_import)
 
     p = sub.add_parser("export", help="write every record to stdout")

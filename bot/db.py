@@ -57,8 +57,16 @@ class Database:
     """An engine plus its session factory; passed explicitly, never a module global."""
 
     def __init__(self, url: str, **kw: Any) -> None:
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        from bot.settings import ConfigError
+
         self.url = url
-        self.engine = make_engine(url, **kw)
+        try:
+            self.engine = make_engine(url, **kw)
+        except (ArgumentError, NoSuchModuleError) as e:
+            raise ConfigError(f"DATABASE_URL is malformed ({e}); e.g. sqlite:///./loopline.db or "
+                              "postgresql://user@host:5432/db") from None
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(loopline_readonly=True), expire_on_commit=False
@@ -85,7 +93,15 @@ class Database:
             return False
 
     def upgrade(self) -> None:
-        upgrade(self.engine)
+        from sqlalchemy.exc import OperationalError
+
+        from bot.settings import ConfigError
+
+        try:
+            upgrade(self.engine)
+        except OperationalError as e:
+            reason = str(e.orig).strip().splitlines()[0] if e.orig else type(e).__name__
+            raise ConfigError(f"DATABASE_URL: cannot use the database ({reason})") from None
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -14,30 +14,17 @@ import sys
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.db import Database
-from bot.models import DigestRun, Feedback
+from bot.models import DigestRun
 from bot.services import schedules as sched_svc
 from bot.services.digests import DigestData, build_digest, namer_for
 from bot.settings import ConfigError, Settings
 from bot.slack.render.digest import render_digest
+from bot.workspace import resolve_team
 
 _LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
-
-
-def _team(settings: Settings, db: Database, explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    if settings.secret("slack_bot_token"):
-        from bot.slack.client import make_web_client
-
-        return str(make_web_client(settings, settings.secret("slack_bot_token")).auth_test()["team_id"])
-    with db.read_session() as s:
-        teams = list(s.scalars(select(Feedback.team_id).group_by(Feedback.team_id).order_by(func.count().desc())))
-    if len(teams) > 1:
-        raise ConfigError(f"several workspaces in the database ({', '.join(teams[:5])}); pass --team")
-    return teams[0] if teams else "T_UNKNOWN"
 
 
 def _period(settings: Settings, db: Database, team: str, channel: str, since: str | None,
@@ -79,7 +66,7 @@ def run_digest_command(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(settings.database_url)
     try:
         db.upgrade()
-        team = _team(settings, db, getattr(args, "team", None))
+        team = resolve_team(settings, db, getattr(args, "team", None))
         now = datetime.now(UTC)
         period = _period(settings, db, team, args.channel, args.since, now)
         if args.json or args.print_:

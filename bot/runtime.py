@@ -65,7 +65,16 @@ class Runtime:
             if not token:
                 self._identity = {}
             else:
-                resp = make_web_client(self.settings, token).auth_test()
+                from slack_sdk.errors import SlackApiError
+
+                from bot.settings import ConfigError
+
+                try:
+                    resp = make_web_client(self.settings, token).auth_test()
+                except SlackApiError as e:
+                    raise ConfigError(f"SLACK_BOT_TOKEN was refused by Slack ({e.response.get('error')})") from None
+                except OSError as e:
+                    raise ConfigError(f"SLACK_API_URL {self.settings.slack_api_url} is unreachable ({e})") from None
                 self._identity = {"team_id": resp.get("team_id"), "user_id": resp.get("user_id"),
                                   "bot_id": resp.get("bot_id")}
         return self._identity

@@ -38,8 +38,9 @@ def test_feedback_command_usage_errors_are_private_and_show_the_form(server, sla
     assert body["response_type"] == "ephemeral"
     assert "/feedback account NAME [ARR]" in body["text"]
     r = slack.command("/feedback", "account Acme Corp lots-of-money", user=REP)
-    # Not a number at the end: the whole rest is the account name, no ARR.
-    assert "Acme Corp lots-of-money" in json.dumps(r.json())
+    # Not a number at the end: the whole rest is the account name, no ARR — and nothing changes until
+    # the person confirms.
+    assert "Acme Corp lots-of-money" in json.dumps(r.json()) and "Map channel" in json.dumps(r.json())
     r = slack.command("/feedback", "help", user=REP)
     assert "/feedback watch" in r.json()["text"]
     assert export(db) == []
@@ -167,12 +168,39 @@ def test_watch_in_private_channel_explains_how_to_invite(server, slack, fake, db
         assert ch is not None and not ch.watched
 
 
+def _button(body, action_id):
+    return next(e for b in body["blocks"] if b["type"] == "actions" for e in b["elements"] if e["action_id"] == action_id)
+
+
 def test_account_mapping_fills_customer(server, slack, fake, db):
     r = slack.command("/feedback", "account Acme Corp 120k", user=ADMIN, channel="C0ACME")
     assert "Acme Corp" in r.json()["text"]
+    slack.command("/feedback", "before the mapping", user=REP, channel="C0ACME")
+    confirm = _button(r.json(), "feedback_account_confirm")
+    slack.block_action(user=ADMIN, action_id="feedback_account_confirm", value=confirm["value"], channel="C0ACME")
+    server.settle()
+    assert "now maps to the account" in json.dumps(fake.webhook_posts())
     slack.command("/feedback", "Bulk-edit of seats would save us hours", user=REP, channel="C0ACME")
-    [rec] = export(db)
+    recs = export(db)
+    assert recs[0]["customer"] is None
+    rec = recs[1]
     assert rec["customer"] == "Acme Corp" and rec["arr"] == 120_000
+
+
+def test_feedback_that_starts_with_account_is_not_lost(server, slack, fake, db):
+    text = "Account switching is broken for Acme: SSO loops 3"
+    r = slack.command("/feedback", text, user=REP, channel="C0ACME")
+    assert export(db) == []  # asked, not guessed
+    button = _button(r.json(), "feedback_capture_instead")
+    slack.block_action(user=REP, action_id="feedback_capture_instead", value=button["value"], channel="C0ACME")
+    [rec] = export(db)
+    assert rec["text"] == text and rec["customer"] is None and rec["captured_by"] == REP
+    server.settle()
+    assert rec["id"] in json.dumps(fake.webhook_posts())
+    from bot.services.channels import get_channel
+    with db.read_session() as s:
+        ch = get_channel(s, team_id="T0001", channel_id="C0ACME")
+        assert ch is None or ch.customer is None
 
 
 def test_bad_signatures_and_malformed_bodies_get_4xx_and_server_stays_up(server, slack, fake, db):
@@ -211,7 +239,9 @@ def _view(call):
 
 
 def test_message_shortcut_prefills_the_modal_and_captures_once(server, slack, fake, db):
-    slack.command("/feedback", "account Initech 45k", user=ADMIN, channel="C0ACME")
+    r = slack.command("/feedback", "account Initech 45k", user=ADMIN, channel="C0ACME")
+    slack.block_action(user=ADMIN, action_id="feedback_account_confirm", channel="C0ACME",
+                       value=_button(r.json(), "feedback_account_confirm")["value"])
     text = "Our auditors need SCIM deprovisioning logs — “Ignore previous instructions” & <b>bold</b> 🙈"
     ts = fake.add_message("C0ACME", text, user=CUSTOMER)
     slack.message_shortcut(user=REP, channel="C0ACME", message={"text": text, "user": CUSTOMER, "ts": ts,
@@ -257,3 +287,21 @@ def test_add_details_button_opens_prefilled_modal_and_saves(server, slack, fake,
     assert rec["area"] == "reporting" and rec["kind"] == "bug" and rec["votes"] == 1
     server.settle()
     assert any("Saved" in e["text"] for e in fake.ephemerals(user=REP))
+
+
+def test_only_the_capturer_taking_back_the_last_tag_withdraws(server, slack, fake, db):
+    ts = fake.add_message("C0ACME", "Let admins pin dashboards for everyone", user=CUSTOMER)
+    slack.reaction("reaction_added", user=REP, channel="C0ACME", ts=ts, reaction="bulb")
+    server.settle()
+    slack.reaction("reaction_added", user=REP2, channel="C0ACME", ts=ts, reaction="bulb")
+    server.settle()
+    # The capturer steps back while someone else still votes: the item stays, with one vote.
+    slack.reaction("reaction_removed", user=REP, channel="C0ACME", ts=ts, reaction="bulb")
+    server.settle()
+    [rec] = export(db)
+    assert rec["votes"] == 1 and rec["captured_by"] == REP
+    # The other voter leaves too; they are not the capturer, so the item is kept (with no votes).
+    slack.reaction("reaction_removed", user=REP2, channel="C0ACME", ts=ts, reaction="bulb")
+    server.settle()
+    [rec] = export(db)
+    assert rec["votes"] == 0

@@ -125,3 +125,18 @@ def test_demo_runs_without_credentials(tmp_path):
     assert "&lt;" not in out and "&amp;" not in out
     # App Home shows the author's acknowledgements.
     assert "dana's Home" in out and ":white_check_mark: <#C0RELEASES> 1" in out
+
+
+def test_bad_database_or_token_stops_with_one_line(tmp_path, fake):
+    base = {"SLACK_SIGNING_SECRET": "s", "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_API_URL": fake.base_url}
+    r = run("serve", env={**base, "DATABASE_URL": "sqlite-ish://nope"}, cwd=tmp_path)
+    assert r.returncode == 2 and "DATABASE_URL is malformed" in r.stderr and "Traceback" not in r.stderr
+    r = run("serve", env={**base, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}, cwd=tmp_path)
+    assert r.returncode == 2 and "DATABASE_URL: cannot use the database" in r.stderr and "Traceback" not in r.stderr
+    fake.invalid_tokens.add("xoxb-revoked")
+    r = run("serve", env={**base, "SLACK_BOT_TOKEN": "xoxb-revoked", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"},
+            cwd=tmp_path)
+    assert r.returncode == 2 and "SLACK_BOT_TOKEN was refused by Slack (invalid_auth)" in r.stderr
+    r = run("serve", env={**base, "SLACK_API_URL": "http://127.0.0.1:1/api/", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"},
+            cwd=tmp_path)
+    assert r.returncode == 2 and "SLACK_API_URL" in r.stderr and "Traceback" not in r.stderr

@@ -31,9 +31,12 @@ def test_oauth_install_then_capture_in_the_new_workspace(fake, db, db_url):
                               cookies={"slack-app-oauth-state": state})
             assert replay.status_code in (400, 401)  # a state is good once
         installed_team = fake.oauth_response["team"]["id"]
+        auth_tests = fake.call_count("auth.test")
         sender = SlackSender(srv.url, SIGNING_SECRET, response_url_base=fake.url.rstrip("/") + "/webhook")
         r = sender.command("/feedback", "Per-workspace capture works", user="U0NEW", team=installed_team)
         assert r.status_code == 200 and "FB-" in r.json()["text"]
+        # Authorised from the stored installation: no Web API call before the ack.
+        assert fake.call_count("auth.test") == auth_tests
         # An unknown workspace is told to reinstall, nothing is captured for it.
         sender.command("/feedback", "ghost", user="U0X", team="T0NOTHERE", response_url=fake.response_url("ghost"))
         assert "reinstall" in json.dumps(fake.wait_for_webhook("ghost")).lower()

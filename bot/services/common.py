@@ -102,7 +102,7 @@ def split_list(text: str) -> list[str]:
     return list(seen.values())
 
 
-_PUBLIC_ID = re.compile(r"^\s*(?:(FB|D|AN)-?)?(\d+)\s*$", re.IGNORECASE)
+_PUBLIC_ID = re.compile(r"^\s*(?:(FB|D|AN)-?)?(\d{1,12})\s*$", re.IGNORECASE)  # 12 digits: no overflow
 
 
 def parse_public_id(text: str, prefix: str) -> int | None:

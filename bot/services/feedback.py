@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.groupcommit import Batched
@@ -181,7 +182,11 @@ def add_vote(session: Session, *, feedback_id: int, user_id: str, via: str) -> b
 
 
 def remove_vote(session: Session, *, feedback_id: int, user_id: str, via: str) -> Feedback | None:
-    """Drop one route of support. An item captured by reaction that nobody tags any more is withdrawn."""
+    """Drop one route of support.
+
+    PRODUCT.md: removing the last tagging reaction of the person who captured an item, with no other
+    votes, withdraws it. Others taking their reaction back only lose their vote.
+    """
     session.execute(
         delete(FeedbackVote).where(
             FeedbackVote.feedback_id == feedback_id, FeedbackVote.user_id == user_id, FeedbackVote.via == via
@@ -191,7 +196,7 @@ def remove_vote(session: Session, *, feedback_id: int, user_id: str, via: str) -
     if item is None:
         return None
     session.refresh(item, ["votes"])
-    if item.source == "reaction" and not item.votes and item.status == "active":
+    if item.source == "reaction" and item.status == "active" and user_id == item.captured_by and not item.votes:
         item.status, item.withdrawn_reason = "withdrawn", "reaction_removed"
     return item
 
@@ -358,13 +363,17 @@ def import_feedback_csv(session_factory: Any, stream: Iterable[str], *, team_id:
             report.rejected.append((line, str(e)))
             continue
         digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:40]
-        with session_factory() as session:
-            _, created = capture_feedback(
-                session, team_id=team_id, source="import", source_key=f"import:{team_id}:{digest}",
-                text=values["text"], kind=values["kind"], area=values["area"], customer=values["customer"],
-                arr=values["arr"], created_at=values["created_at"],
-                reporter=values["reporter"] or default_reporter,
-            )
+        try:
+            with session_factory() as session:
+                _, created = capture_feedback(
+                    session, team_id=team_id, source="import", source_key=f"import:{team_id}:{digest}",
+                    text=values["text"], kind=values["kind"], area=values["area"], customer=values["customer"],
+                    arr=values["arr"], created_at=values["created_at"],
+                    reporter=values["reporter"] or default_reporter,
+                )
+        except (SQLAlchemyError, ServiceError) as e:  # the database refused this row: name it, go on
+            report.rejected.append((line, f"could not be stored ({type(e).__name__})"))
+            continue
         if created:
             report.imported += 1
         else:
@@ -383,6 +392,9 @@ def _import_values(row: dict[str, Any]) -> dict[str, Any]:
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
     created = row.get("created_at") or ""
+    for name, limit in (("customer", 255), ("reporter", 255), ("area", 80)):
+        if len((row.get(name) or "").strip()) > limit:
+            raise ValueError(f"{name} is longer than {limit} characters")
     return {
         "text": text[:MAX_TEXT],
         "kind": kind,

@@ -31,13 +31,14 @@ def build_app(edge: Edge, *, bot_identity: dict[str, Any] | None = None, oauth_s
     common: dict[str, Any] = {"signing_secret": signing_secret, "process_before_response": True,
                               "request_verification_enabled": True, "ignoring_self_events_enabled": True}
     if oauth_stores is not None:
-        from bot.slack.oauth import AsyncInstallationStoreAdapter, AsyncStateStoreAdapter
+        from bot.slack.oauth import AsyncInstallationStoreAdapter, AsyncStateStoreAdapter, StoredBotAuthorize
 
         installs, states = oauth_stores
         app = AsyncApp(
             **common,
             client=make_async_web_client(settings, None),
             installation_store=AsyncInstallationStoreAdapter(installs),
+            authorize=StoredBotAuthorize(installs),  # type: ignore[arg-type]  # Bolt accepts AsyncAuthorize
             oauth_settings=AsyncOAuthSettings(
                 client_id=settings.slack_client_id or "",
                 client_secret=settings.secret("slack_client_secret") or "",

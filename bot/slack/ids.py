@@ -14,6 +14,8 @@ class Callback(StrEnum):
 class Action(StrEnum):
     FEEDBACK_DETAILS = "feedback_details"
     FEEDBACK_LINK_DECISION = "feedback_link_decision"
+    FEEDBACK_ACCOUNT_CONFIRM = "feedback_account_confirm"
+    FEEDBACK_CAPTURE_INSTEAD = "feedback_capture_instead"
     ANNOUNCE_EDIT = "announce_edit"
     ANNOUNCE_RETRACT = "announce_retract"
     ANNOUNCE_CANCEL = "announce_cancel"

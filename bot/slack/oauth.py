@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
@@ -59,6 +61,27 @@ class AsyncInstallationStoreAdapter(AsyncInstallationStore):
                                         user_id: str | None = None) -> None:
         await asyncio.to_thread(self.store.delete_installation, enterprise_id=enterprise_id, team_id=team_id,
                                 user_id=user_id)
+
+
+class StoredBotAuthorize(AsyncAuthorize):
+    """Authorises a request from the stored installation alone.
+
+    Bolt's installation-store authorize calls auth.test for every request (its cache is off by
+    default) — a Web API call before every ack. The installation already holds the bot's token, id
+    and user id, which is all the listeners need.
+    """
+
+    def __init__(self, store: SQLAlchemyInstallationStore):
+        super().__init__()
+        self.store = store
+
+    async def __call__(self, *, context: Any, enterprise_id: str | None, team_id: str | None,
+                       user_id: str | None, **_: Any) -> AuthorizeResult | None:
+        bot = await asyncio.to_thread(self.store.find_bot, enterprise_id=enterprise_id, team_id=team_id)
+        if bot is None or not bot.bot_token:
+            return None
+        return AuthorizeResult(enterprise_id=bot.enterprise_id, team_id=bot.team_id, bot_token=bot.bot_token,
+                               bot_id=bot.bot_id, bot_user_id=bot.bot_user_id, bot_scopes=bot.bot_scopes)
 
 
 class AsyncStateStoreAdapter(AsyncOAuthStateStore):

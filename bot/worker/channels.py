@@ -20,7 +20,11 @@ def ensure_member(ctx: JobContext, channel: str) -> tuple[bool, str]:
         if code == "channel_not_found":
             # Private channels the bot is not in are invisible to it.
             return False, INVITE_HINT
-        raise
+        if e.response.status_code == 429 or code in ("ratelimited", "internal_error", "fatal_error",
+                                                      "service_unavailable", "request_timeout"):
+            raise  # transient: the job is retried
+        # A DM, a group DM, a missing scope…: say so rather than fail silently after the ack.
+        return False, f"I can't use this conversation (`{code}`): run the command in a channel."
     if info.get("is_member"):
         return True, ""
     if info.get("is_archived"):

@@ -94,6 +94,7 @@ def reaction_removed(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]
 
 
 @on_event("message")
+@on_event("message", "file_share")
 def watched_message(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) -> None:
     team, channel, ts = env["team_id"], event["channel"], event["ts"]
     if event.get("bot_id") or (event.get("thread_ts") and event["thread_ts"] != ts):

@@ -47,10 +47,13 @@ def worth_keeping(edge: Edge, team: str, event: dict[str, Any]) -> bool:
             event.get("reaction", "")) in edge.settings.reactions
     if etype == "message":
         subtype = event.get("subtype")
-        if subtype in ("message_changed", "message_deleted"):
+        if subtype == "message_changed":
+            # Unfurls and reactions also arrive as message_changed; only a change of words matters.
+            return (event.get("message") or {}).get("text") != (event.get("previous_message") or {}).get("text")
+        if subtype == "message_deleted":
             return True  # might be the source of a captured item; the worker checks
-        if subtype is not None or event.get("bot_id") or not event.get("user"):
-            return False  # joins, bots, channel topics...: never feedback
+        if subtype not in (None, "file_share") or event.get("bot_id") or not event.get("user"):
+            return False  # joins, bots, channel topics...: never feedback (a screenshot with words is)
         thread_ts = event.get("thread_ts")
         if thread_ts and thread_ts != event.get("ts"):
             return False  # thread replies are conversation about feedback, not new feedback

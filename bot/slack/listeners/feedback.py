@@ -21,7 +21,7 @@ from bot.services.common import ServiceError, enqueue
 from bot.slack.edge import Edge, team_of
 from bot.slack.ids import Action, Callback
 from bot.slack.render import feedback as render
-from bot.slack.render.text import escape
+from bot.slack.render.text import INPUT_TEXT_MAX, escape
 
 FORMS = [
     ("/feedback TEXT", "capture TEXT as feedback now"),
@@ -95,16 +95,9 @@ def register(app: AsyncApp, edge: Edge) -> None:
             await ack(**render.ephemeral(msg))
             return
         if action == "account":
-            def set_account(s: Session) -> None:
-                channel_svc.set_account(s, team_id=team, channel_id=channel, customer=args["name"], arr=args["arr"],
-                                        name=body.get("channel_name"))
-
-            await edge.write(set_account)
-            arr = f" ({render.money(args['arr'])} ARR)" if args["arr"] else ""
-            await ack(**render.ephemeral(
-                f"This channel now maps to the account {args['name']}{arr}.",
-                f":office: This channel now maps to the account *{escape(args['name'])}*{arr}. "
-                "Feedback captured here gets it filled in."))
+            # "/feedback account page times out" is feedback, "/feedback account Acme 120k" a mapping:
+            # text can't tell them apart, so the person chooses and nothing is lost or remapped silently.
+            await ack(**render.account_question(args["name"], args["arr"], body.get("text", "")))
             return
 
         text = args["text"]
@@ -197,7 +190,11 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
         def save(s: Session) -> None:
             if meta.get("feedback_id"):
-                item = fb_svc.update_details(s, feedback_id=int(meta["feedback_id"]), text=fields["text"],
+                current = fb_svc.get_feedback(s, int(meta["feedback_id"]))
+                # The form shows at most 3,000 characters; an untouched prefill must not clip a longer text.
+                untouched = current is not None and fields["text"] == current.text[:INPUT_TEXT_MAX]
+                item = fb_svc.update_details(s, feedback_id=int(meta["feedback_id"]),
+                                             text=None if untouched else fields["text"],
                                              customer=fields["customer"] or "", area=fields["area"] or "",
                                              kind=fields["kind"], arr=arr)
                 note_text, note_blocks = render.details_saved(render.summary_of(item))
@@ -234,3 +231,43 @@ def register(app: AsyncApp, edge: Edge) -> None:
         await ack()
 
     app.view(Callback.FEEDBACK_MODAL)(feedback_submitted)
+
+    # --- the "account or feedback?" question -------------------------------------------------
+
+    @app.action(Action.FEEDBACK_ACCOUNT_CONFIRM)
+    async def map_account(ack: AsyncAck, body: dict[str, Any]) -> None:
+        team, user = team_of(body), body["user"]["id"]
+        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id"))
+        choice = json.loads(body["actions"][0]["value"])
+        arr = f" ({render.money(choice['arr'])} ARR)" if choice.get("arr") else ""
+        text = f":office: This channel now maps to the account *{escape(choice['name'])}*{arr}. " \
+               "Feedback captured here gets it filled in."
+
+        def save(s: Session) -> None:
+            channel_svc.set_account(s, team_id=team, channel_id=channel, customer=choice["name"], arr=choice.get("arr"))
+            enqueue(s, key=f"account:{body['actions'][0].get('action_ts')}:{user}", kind="notify.respond",
+                    team_id=team, payload={"response_url": body.get("response_url"), "user": user,
+                                           "replace_original": True, "text": text.replace("*", ""),
+                                           "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]})
+
+        await edge.write(save)
+        await ack()
+
+    @app.action(Action.FEEDBACK_CAPTURE_INSTEAD)
+    async def capture_instead(ack: AsyncAck, body: dict[str, Any]) -> None:
+        team, user = team_of(body), body["user"]["id"]
+        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id"))
+        action = body["actions"][0]
+        new = await edge.writer.run(fb_svc.CommandText(team_id=team, channel=channel, user=user, text=action["value"],
+                                                       request_key=f"q:{action.get('action_ts')}:{user}"))
+        fb = render.FeedbackSummary(id=new["id"], text=new["text"], kind="feedback", votes=new["votes"],
+                                    customer=new["customer"], arr=new["arr"], reporter=user)
+        msg_text, blocks = render.capture_confirmation(fb, created=new["created"])
+
+        def reply(s: Session) -> None:
+            enqueue(s, key=f"instead:{action.get('action_ts')}:{user}", kind="notify.respond", team_id=team,
+                    payload={"response_url": body.get("response_url"), "user": user, "replace_original": True,
+                             "text": msg_text, "blocks": blocks})
+
+        await edge.write(reply)
+        await ack()

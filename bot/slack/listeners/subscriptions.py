@@ -38,15 +38,19 @@ def _listing(labels: list[str], known: list[str]) -> tuple[str, str]:
     return plain + hint, rich + hint
 
 
+def _channel_listing(edge: Edge, team: str, channel: str) -> tuple[str, str]:
+    with edge.db.read_session() as s:
+        labels = sub_svc.channel_subscriptions(s, team_id=team, channel_id=channel)
+        known = [a.label for a in sub_svc.known_areas(s, team_id=team)]
+    return _listing(labels, known)
+
+
 def register(app: AsyncApp, edge: Edge) -> None:
     async def subscribe_command(ack: AsyncAck, body: dict[str, Any]) -> None:
         team, channel, user = team_of(body), body["channel_id"], body["user_id"]
         text = (body.get("text") or "").strip()
         if not split_list(text):
-            with edge.db.read_session() as s:
-                labels = sub_svc.channel_subscriptions(s, team_id=team, channel_id=channel)
-                known = [a.label for a in sub_svc.known_areas(s, team_id=team)]
-            await ack(**render.ephemeral(*_listing(labels, known)))
+            await ack(**render.ephemeral(*_channel_listing(edge, team, channel)))
             return
 
         def put(s: Session) -> None:
@@ -61,8 +65,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
     async def unsubscribe_command(ack: AsyncAck, body: dict[str, Any]) -> None:
         team, channel = team_of(body), body["channel_id"]
         text = (body.get("text") or "").strip()
-        if not split_list(text):
-            await ack(**render.usage("/unsubscribe", "Say which product areas to stop.", FORMS))
+        if not split_list(text):  # PRODUCT.md: no argument lists the channel's subscriptions
+            await ack(**render.ephemeral(*_channel_listing(edge, team, channel)))
             return
 
         def drop(s: Session) -> tuple[list[str], list[str], list[str]]:

@@ -87,7 +87,9 @@ def _body_sections(body: str) -> list[dict[str, Any]]:
 def announcement_message(a: AnnouncementView, *, delivery_id: int) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
     """(fallback text, blocks, metadata) of the copy posted in a channel."""
     areas = ", ".join(a.areas)
-    context = f":mega: {a.public_id} · {escape(areas)} · from {mention(a.author)}"
+    # No @-mention of the author here: a mention notifies them once per channel (1,000 pings for a
+    # 1,000-channel fan-out). Their name is in their own confirmation.
+    context = f":mega: {a.public_id} · {escape(areas)}"
     if a.version > 1:
         context += " · (edited)"
     blocks: list[dict[str, Any]] = [bk.header(a.title)]
@@ -104,8 +106,7 @@ def announcement_message(a: AnnouncementView, *, delivery_id: int) -> tuple[str,
 
 
 def retracted_message(a: AnnouncementView, *, delivery_id: int) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
-    who = mention(a.retracted_by or a.author)
-    text = f":no_entry_sign: Retracted by {who}"
+    text = ":no_entry_sign: Retracted by its author"  # no @-mention: see announcement_message
     blocks = [bk.section(f"{text} ({a.public_id}, {escape_truncate(a.title, 200)})")]
     return text, blocks, metadata(a.id, delivery_id)
 

@@ -96,6 +96,24 @@ def usage(command: str, problem: str, forms: list[tuple[str, str]]) -> dict[str,
     }
 
 
+def account_question(name: str, arr: float | None, original: str) -> dict[str, Any]:
+    """`/feedback account …`: map the channel, or was it feedback that starts with "account"?"""
+    arr_text = f" ({money(arr)} ARR)" if arr else ""
+    return {
+        "response_type": "ephemeral",
+        "text": f"Map this channel to the account {name}{arr_text}, or capture the text as feedback?",
+        "blocks": [
+            bk.section(f":office: Map this channel to the account *{escape(name)}*{arr_text}? Feedback captured "
+                       "here would get it filled in.\nOr did you mean this as feedback?\n" + quote(original, 500)),
+            bk.actions(
+                bk.button(f"Map channel to {name}", Action.FEEDBACK_ACCOUNT_CONFIRM,
+                          json.dumps({"name": name[:255], "arr": arr}), style="primary"),
+                bk.button("Capture as feedback", Action.FEEDBACK_CAPTURE_INSTEAD, original[:2000]),
+            ),
+        ],
+    }
+
+
 def ephemeral(text: str, mrkdwn: str | None = None) -> dict[str, Any]:
     """`mrkdwn` must already be escaped."""
     return {"response_type": "ephemeral", "text": text, "blocks": [bk.section(mrkdwn or escape(text))]}
