@@ -72,13 +72,8 @@ class Edge:
 
 
 def team_of(body: dict[str, Any]) -> str:
-    """The workspace a payload belongs to, for commands, events and interactivity alike."""
-    team = body.get("team")
-    candidates = [
-        body.get("team_id"),
-        team.get("id") if isinstance(team, dict) else None,
-        (body.get("user") or {}).get("team_id") if isinstance(body.get("user"), dict) else None,
-        (body.get("view") or {}).get("team_id") if isinstance(body.get("view"), dict) else None,
-        ((body.get("authorizations") or [{}])[0] or {}).get("team_id"),
-    ]
-    return str(next((c for c in candidates if c), "T_UNKNOWN"))
+    """The workspace a payload belongs to: the installation's, as Bolt resolves it (in a Slack Connect
+    channel `authorizations[0]` / `view.app_installed_team_id`, not the other organisation's team)."""
+    from slack_bolt.request.internals import extract_team_id
+
+    return str(extract_team_id(body) or "T_UNKNOWN")
