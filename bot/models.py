@@ -281,6 +281,9 @@ class Decision(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     status_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set before the card's first chat.postMessage: a later attempt then looks for it in the channel
+    # (bot.worker.postonce) instead of posting a second card.
+    post_started_at: Mapped[datetime | None] = mapped_column(default=None)
 
     history: Mapped[list[DecisionEvent]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="DecisionEvent.id"
@@ -334,6 +337,11 @@ class LoopNotification(Base):
     ts: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set before the DM's first chat.postMessage (see bot.worker.postonce).
+    post_started_at: Mapped[datetime | None] = mapped_column(default=None)
+    # "Reply in thread", per feedback id: {"<fid>": {"at": iso time the first attempt started, "ts": reply ts}}.
+    # The record that a public reply was posted, checked before posting: job keys are pruned after 7 days.
+    replies: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     __table_args__ = (
         UniqueConstraint("decision_id", "user_id", "trigger", name="uq_loop_notification"),
@@ -386,6 +394,8 @@ class DigestRun(Base):
     # The digest's data as built for this run (DigestData.to_dict): a resumed run posts the same replies,
     # and App Home reads the latest run's themes from here instead of re-clustering.
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Set before the parent's first chat.postMessage: a resumed run looks for it (bot.worker.postonce).
+    post_started_at: Mapped[datetime | None] = mapped_column(default=None)
 
     __table_args__ = (
         UniqueConstraint("team_id", "channel", "period_key", name="uq_digest_run_period"),

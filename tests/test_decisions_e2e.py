@@ -315,3 +315,108 @@ def test_status_clicks_ack_fast_and_a_burst_changes_once(server, slack, fake, db
     rec = export(db, "decisions")[0]
     assert [h["status"] for h in rec["history"]] == ["proposed", "decided"]
     assert len(fake.replies("C0SALES", d["ts"])) == 1
+
+
+# --- exactly once when a post's outcome is unknown (crash, 5xx) and after the job queue forgot -----
+
+
+def _cards(fake, channel: str) -> list[dict]:
+    return [m for m in fake.bot_messages(channel)
+            if (m.get("metadata") or {}).get("event_type") == "loopline_decision_card"]
+
+
+def _history_calls(fake, channel: str) -> list:
+    return [c for c in fake.calls_to("conversations.history") if c.channel == channel]
+
+
+def test_card_posted_by_a_crashed_attempt_is_adopted_not_posted_again(server, slack, fake, db):
+    d = log_decision(server, slack, fake)
+    number = int(d["id"].split("-")[1])
+    [card] = _cards(fake, "C0SALES")
+    assert card["metadata"]["event_payload"] == {"key": str(number)}
+    # The process died after Slack accepted the card but before the ts was recorded: the mark stays.
+    with db.session() as s:
+        s.execute(update(Decision).where(Decision.id == number).values(ts=None))
+        s.execute(update(Job).where(Job.key == f"decision.post:{number}")
+                  .values(status="pending", run_after=datetime.now(UTC)))
+    before = fake.call_count("chat.postMessage")
+    server.settle()
+    fake.wait_until(lambda: export(db, "decisions")[-1]["ts"], message="for the adopted ts")
+    assert export(db, "decisions")[-1]["ts"] == card["ts"]
+    assert len(_cards(fake, "C0SALES")) == 1 and fake.call_count("chat.postMessage") == before
+    assert _history_calls(fake, "C0SALES")  # it looked before (not) posting
+
+
+def test_card_post_answered_500_ends_with_one_card(server, slack, fake, db):
+    fake.fail_next("chat.postMessage", status=500, channel="C0SALES")
+    log_decision(server, slack, fake)
+    fake.wait_until(lambda: export(db, "decisions")[-1]["ts"], timeout=15, message="for the retried card")
+    assert len(_cards(fake, "C0SALES")) == 1
+    posts = [c for c in fake.calls_to("chat.postMessage") if c.channel == "C0SALES"]
+    assert [c.status for c in posts] == [500, 200]  # no blind re-send by the client's retry handlers
+    # The retry looked for a card the 500 might have hidden before posting.
+    assert min(c.at for c in _history_calls(fake, "C0SALES")) < posts[1].at
+
+
+def _decided_with_dm(server, slack, fake) -> tuple[str, str, dict, dict]:
+    fid, src_ts = capture_acme(server, slack, fake)
+    d = log_decision(server, slack, fake, feedback=fid)
+    click(slack, user=PM, decision=d, status="decided", action_ts="1700000009.000001")
+    server.settle()
+    fake.wait_until(lambda: fake.dms(REP))
+    return fid, src_ts, d, fake.dms(REP)[0]
+
+
+def test_loop_dm_posted_by_a_crashed_attempt_is_adopted(server, slack, fake, db):
+    _, _, _, dm = _decided_with_dm(server, slack, fake)
+    with db.session() as s:  # sent, but the process died before recording it
+        s.execute(update(LoopNotification).where(LoopNotification.user_id == REP)
+                  .values(status="pending", ts=None, channel=None))
+        s.execute(update(Job).where(Job.kind == "loop.notify").values(status="pending", run_after=datetime.now(UTC)))
+    server.settle()
+    fake.wait_until(lambda: _loop_row(db, REP).status == "sent")
+    assert len(fake.dms(REP)) == 1 and _loop_row(db, REP).ts == dm["ts"]
+    assert _history_calls(fake, fake.dm_channel(REP))
+
+
+def _loop_row(db, user: str) -> LoopNotification:
+    with db.read_session() as s:
+        return s.scalars(select(LoopNotification).where(LoopNotification.user_id == user)).one()
+
+
+def test_loop_reply_once_even_after_done_jobs_are_pruned(server, slack, fake, db):
+    fid, src_ts, _, dm = _decided_with_dm(server, slack, fake)
+    [button] = [e for b in dm["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    slack.block_action(user=REP, action_id="loop_reply", value=button["value"], channel=fake.dm_channel(REP),
+                       message_ts=dm["ts"], action_ts="1700000010.000001")
+    server.settle()
+    fake.wait_until(lambda: fake.replies("C0ACME", src_ts))
+    [reply] = fake.replies("C0ACME", src_ts)
+    assert _loop_row(db, REP).replies[fid.split("-")[1]]["ts"] == reply["ts"]
+
+    # Eight days later the done jobs are gone; an old copy of the DM is clicked again, twice.
+    with db.session() as s:
+        s.execute(update(Job).where(Job.status == "done").values(done_at=datetime.now(UTC) - timedelta(days=8)))
+    assert server.rt.worker.prune() > 0
+    for n in range(2):
+        slack.block_action(user=REP, action_id="loop_reply", value=button["value"], channel=fake.dm_channel(REP),
+                           message_ts=dm["ts"], action_ts=f"1700700000.00000{n}")
+    server.settle()
+    fake.wait_until(lambda: _reply_jobs_done(db), message="for the clicks")
+    assert len(fake.replies("C0ACME", src_ts)) == 1
+
+    # A reply that landed but was never recorded (crash): found in the thread, adopted, not repeated.
+    with db.session() as s:
+        row = s.scalars(select(LoopNotification).where(LoopNotification.user_id == REP)).one()
+        row.replies = {k: {**v, "ts": None} for k, v in (row.replies or {}).items()}
+        s.execute(update(Job).where(Job.kind == "loop.reply").values(status="pending", run_after=datetime.now(UTC)))
+    server.settle()
+    fake.wait_until(lambda: _reply_jobs_done(db) and _loop_row(db, REP).replies[fid.split("-")[1]]["ts"])
+    assert len(fake.replies("C0ACME", src_ts)) == 1
+    assert _loop_row(db, REP).replies[fid.split("-")[1]]["ts"] == reply["ts"]
+
+
+def _reply_jobs_done(db) -> bool:
+    with db.read_session() as s:
+        states = list(s.scalars(select(Job.status).where(Job.kind == "loop.reply")))
+    return bool(states) and all(x == "done" for x in states)

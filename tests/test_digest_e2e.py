@@ -143,7 +143,12 @@ def test_resumed_run_continues_the_thread_instead_of_a_second_parent(settings, f
         run = s.get(DigestRun, rid)
         first_ts, replies = run.ts, list(run.reply_ts)
     assert run.status == "posted"
-    # Pretend the poster died after the parent + 1 reply: the run is back in "posting" with its lease gone.
+    texts = [x for x in replies if not x.startswith("file:")]
+    assert len(texts) >= 4
+    # Pretend the poster died after the parent + 3 replies had landed but only 1 was recorded: the run
+    # is back in "posting" with its lease gone, and the replies after the third never reached Slack.
+    for ts in texts[3:]:
+        fake.delete_message("C0PRODUCT", ts)
     with db.session() as s:
         r = s.get(DigestRun, rid)
         r.status, r.reply_ts, r.locked_until = "posting", replies[:1], None
@@ -152,9 +157,13 @@ def test_resumed_run_continues_the_thread_instead_of_a_second_parent(settings, f
     process_claimed(db, settings, clients.for_team, rid)
     assert len(_thread(fake, "C0PRODUCT")) == 1  # still one parent
     new = fake.call_count("chat.postMessage") - before
-    assert new == len([x for x in replies if not x.startswith("file:")]) - 1  # only the missing replies
+    assert new == len(texts) - 3  # the two unrecorded replies that landed were adopted, not re-posted
     with db.read_session() as s:
-        assert s.get(DigestRun, rid).ts == first_ts
+        run = s.get(DigestRun, rid)
+        assert run.ts == first_ts and run.reply_ts[:3] == texts[:3]
+    thread = fake.replies("C0PRODUCT", first_ts)
+    posted = sorted(m["ts"] for m in thread if not m.get("files"))
+    assert len(posted) == len(texts) and posted[:3] == texts[:3]  # no reply twice
 
 
 def test_cli_print_and_json(settings, db, capsys, monkeypatch):
@@ -177,3 +186,68 @@ def test_cli_print_and_json(settings, db, capsys, monkeypatch):
     since = (datetime.now(UTC) - timedelta(days=30)).date().isoformat()
     assert cli.main(["digest", "--channel", "C0PRODUCT", "--json", "--since", since]) == 0
     assert json.loads(capsys.readouterr().out)["total"] == 47
+
+
+def _post_and_forget(db, settings, fake, rid, clients):
+    """Post the run, then pretend the poster died right after Slack accepted everything."""
+    from bot.worker.digests import process_claimed
+
+    process_claimed(db, settings, clients.for_team, rid)
+    with db.session() as s:
+        r = s.get(DigestRun, rid)
+        first_ts, replies = r.ts, list(r.reply_ts)
+        assert r.post_started_at is not None
+        r.status, r.ts, r.locked_until = "posting", None, None
+        r.reply_ts = [x for x in replies if x.startswith("file:")]  # the chart is not the point here
+    return first_ts, replies
+
+
+def test_parent_posted_by_a_crashed_attempt_is_adopted_with_its_replies(settings, fake, db):
+    from bot.slack.client import SlackClients
+    from bot.worker.digests import claim_run, process_claimed
+
+    now = datetime.now(UTC)
+    seed(db, now=now)
+    with db.session() as s:
+        sched_svc.request_now(s, team_id="T0001", channel="C0PRODUCT", user=PM, now=now)
+    clients = SlackClients(settings)
+    rid = claim_run(db)
+    first_ts, replies = _post_and_forget(db, settings, fake, rid, clients)
+    [parent] = _thread(fake, "C0PRODUCT")
+    assert parent["metadata"] == {"event_type": "loopline_digest", "event_payload": {"key": f"{rid}:0"}}
+    before = fake.call_count("chat.postMessage")
+    assert claim_run(db) == rid
+    process_claimed(db, settings, clients.for_team, rid)
+    assert fake.call_count("chat.postMessage") == before  # nothing posted twice
+    assert len(_thread(fake, "C0PRODUCT")) == 1
+    with db.read_session() as s:
+        run = s.get(DigestRun, rid)
+        assert run.status == "posted" and run.ts == first_ts
+        assert sorted(x for x in run.reply_ts if not x.startswith("file:")) == \
+            sorted(x for x in replies if not x.startswith("file:"))
+
+
+def test_parent_post_answered_500_ends_with_one_parent(settings, fake, db):
+    from bot.slack.client import SlackClients
+    from bot.worker.digests import claim_run, process_claimed
+
+    now = datetime.now(UTC)
+    seed(db, now=now)
+    with db.session() as s:
+        sched_svc.request_now(s, team_id="T0001", channel="C0PRODUCT", user=PM, now=now)
+    clients = SlackClients(settings)
+    fake.fail_next("chat.postMessage", status=500, channel="C0PRODUCT")
+    rid = claim_run(db)
+    process_claimed(db, settings, clients.for_team, rid)  # the 500 comes back to us: retry later
+    assert fake.call_count("chat.postMessage") == 1 and _thread(fake, "C0PRODUCT") == []
+    with db.session() as s:
+        r = s.get(DigestRun, rid)
+        assert r.status == "posting" and r.ts is None and "internal_error" in (r.error or "")
+        r.locked_until = None  # skip the backoff
+    assert claim_run(db) == rid
+    process_claimed(db, settings, clients.for_team, rid)
+    assert len(_thread(fake, "C0PRODUCT")) == 1
+    history = [c for c in fake.calls_to("conversations.history") if c.channel == "C0PRODUCT"]
+    assert history and history[0].params.get("include_all_metadata") in ("true", "1", True, 1)
+    with db.read_session() as s:
+        assert s.get(DigestRun, rid).status == "posted"

@@ -88,7 +88,9 @@ def test_socket_mode_captures_and_acks(fake, db, db_url, tmp_path):
                "text": "Socket mode: the \"payload\" of our webhooks is truncated at 4 KB <!here>",
                "api_app_id": "A0001", "response_url": fake.response_url("sock"), "trigger_id": "1.2.socket"}
         ack = ws.ack_for(ws.send("slash_commands", cmd))
-        assert "FB-1" in json.dumps(ack["payload"]) and "&lt;!here&gt;" in json.dumps(ack["payload"])
+        acked = json.dumps(ack["payload"])
+        assert "&lt;!here&gt;" in acked and "<!here>" not in acked
+        assert f'Captured as {export(db)[0]["id"]}' in acked
 
         ts = fake.add_message("C0ACME", "Need EU data residency before we can expand", user=CUSTOMER)
         event = {"token": "x", "team_id": "T0001", "api_app_id": "A0001", "type": "event_callback",

@@ -20,7 +20,8 @@ COMMANDS = [
 # (is the bot a member, is the channel archived), channels:history/groups:history (message events in
 # watched channels, edits, deletions, duplicate checks), reactions:read (reaction events, reactions.get
 # to fetch the tagged message), users:read (admins for /announce, time zones for /digest), files:write
-# (the digest chart), im:write (loop-closing DMs).
+# (the digest chart), im:write (loop-closing DMs), im:history (after a crash, find a DM we already sent
+# by its metadata instead of sending it twice).
 BOT_SCOPES = [
     "commands",
     "chat:write",
@@ -33,6 +34,7 @@ BOT_SCOPES = [
     "users:read",
     "files:write",
     "im:write",
+    "im:history",
 ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
@@ -24,6 +24,7 @@ from bot.worker.channels import ensure_member
 from bot.worker.core import JobContext, PermanentError, TransientError, classify, handler
 from bot.worker.home import HOME_HOOKS
 from bot.worker.notify import queue_ephemeral
+from bot.worker.postonce import post_once
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,28 @@ def _dm(s: Session, ctx: JobContext, *, key: str, user: str, text: str, blocks: 
     enqueue(s, key=key, kind="notify.dm", team_id=ctx.team_id, payload={"user": user, "text": text, "blocks": blocks})
 
 
+CARD_KEY, NOTE_KEY, LOOP_DM_KEY, LOOP_REPLY_KEY = ("loopline_decision_card", "loopline_decision_note",
+                                                  "loopline_loop_dm", "loopline_loop_reply")
+
+
+_Marked = TypeVar("_Marked", Decision, LoopNotification)
+
+
+def _begin(ctx: JobContext, model: type[_Marked], row_id: int) -> datetime | None:
+    """Mark "a post is being attempted" before the first chat.postMessage; returns the earlier mark.
+
+    Read and written in one write transaction, so of two runs of the same job (a lease that expired)
+    the second sees the first's mark and looks in Slack before posting."""
+    with ctx.db.session() as w:
+        row = w.get(model, row_id, with_for_update=True)
+        if row is None:
+            return None
+        earlier = row.post_started_at
+        if earlier is None:
+            row.post_started_at = datetime.now(UTC)
+        return earlier
+
+
 @handler("decision.post")
 def post_card(ctx: JobContext, p: dict[str, Any]) -> None:
     with ctx.db.read_session() as s:
@@ -75,11 +98,15 @@ def post_card(ctx: JobContext, p: dict[str, Any]) -> None:
             with ctx.db.session() as w:
                 _dm(w, ctx, key=f"decision.cannot_post:{d.id}", user=author, text=msg_text, blocks=msg_blocks)
             return
-    resp = ctx.client().chat_postMessage(channel=target, text=text, blocks=blocks, unfurl_links=False)
+    started = _begin(ctx, Decision, d.id)
+    posted = post_once(ctx.client(), channel=target or "", key_type=CARD_KEY, key=str(d.id), started=started, text=text,
+                       blocks=blocks, unfurl_links=False)
     with ctx.db.session() as w:
         dec = w.get(Decision, p["decision_id"])
         if dec is not None:
-            dec.channel, dec.ts = str(resp["channel"]), str(resp["ts"])
+            dec.channel, dec.ts = posted.channel, posted.ts
+    if posted.adopted:  # the earlier attempt's card shows the state of then
+        refresh_card(ctx, p)
 
 
 @handler("decision.card")
@@ -108,9 +135,11 @@ def thread_note(ctx: JobContext, p: dict[str, Any]) -> None:
             if _card_pending(s, d.id):
                 raise TransientError("card not posted yet")
             return  # the card could not be posted: there is no thread
-        channel, ts = d.channel, d.ts
+        channel, ts, created = d.channel, d.ts, d.created_at
     text = render.status_note(by=p["by"], from_status=p.get("from"), to_status=p["to"])
-    ctx.client().chat_postMessage(channel=channel, thread_ts=ts, text=text, unfurl_links=False)
+    # The job's attempt counter is the durable mark: a second run may follow a note that landed.
+    post_once(ctx.client(), channel=channel or "", key_type=NOTE_KEY, key=ctx.key, thread_ts=ts,
+              started=created if ctx.attempts > 1 else None, text=text, unfurl_links=False)
 
 
 def _is_admin(ctx: JobContext, user: str) -> bool:
@@ -176,8 +205,10 @@ def loop_notify(ctx: JobContext, p: dict[str, Any]) -> None:
         user, nid = n.user_id, n.id
     text, blocks = render.loop_dm(notification_id=nid, d=summary, outcome=outcome, announcement=announcement,
                                   items=items)
+    started = _begin(ctx, LoopNotification, nid)
     try:
-        resp = ctx.client().chat_postMessage(channel=user, text=text, blocks=blocks, unfurl_links=False)
+        posted = post_once(ctx.client(), channel=user, key_type=LOOP_DM_KEY, key=str(nid), started=started,
+                           text=text, blocks=blocks, unfurl_links=False)
     except SlackApiError as e:
         err = classify(e)
         if isinstance(err, PermanentError):  # e.g. a deactivated person: record it, don't retry
@@ -190,12 +221,37 @@ def loop_notify(ctx: JobContext, p: dict[str, Any]) -> None:
     with ctx.db.session() as w:
         row = w.get(LoopNotification, nid)
         if row is not None:
-            row.status, row.channel, row.ts = "sent", str(resp["channel"]), str(resp["ts"])
+            row.status, row.channel, row.ts = "sent", posted.channel, posted.ts
 
 
-def _replied(s: Session, nid: int) -> set[int]:
-    keys = s.scalars(select(Job.key).where(Job.key.like(f"loop.reply:{nid}:%"), Job.status == "done"))
-    return {int(k.rsplit(":", 1)[1]) for k in keys if k.rsplit(":", 1)[1].isdigit()}
+def _replied(n: LoopNotification) -> set[int]:
+    return {int(f) for f, r in (n.replies or {}).items() if f.isdigit() and (r or {}).get("ts")}
+
+
+def _begin_reply(ctx: JobContext, nid: int, fid: int) -> dict[str, Any] | None:
+    """Record that a reply about `fid` is being attempted; returns the earlier record, if any.
+
+    The record lives on the notification, not in the job queue: done jobs are pruned after 7 days and
+    a click after that must still find that the thread was answered."""
+    with ctx.db.session() as w:
+        row = w.scalars(select(LoopNotification).where(LoopNotification.id == nid).with_for_update()).first()
+        if row is None:
+            return None
+        replies = dict(row.replies or {})
+        earlier = replies.get(str(fid))
+        if earlier is None:
+            replies[str(fid)] = {"at": datetime.now(UTC).isoformat(), "ts": None}
+            row.replies = replies  # a new dict: SQLAlchemy doesn't see in-place JSON changes
+        return dict(earlier) if earlier else None
+
+
+def _record_reply(ctx: JobContext, nid: int, fid: int, ts: str) -> None:
+    with ctx.db.session() as w:
+        row = w.scalars(select(LoopNotification).where(LoopNotification.id == nid).with_for_update()).first()
+        if row is not None:
+            replies = dict(row.replies or {})
+            replies[str(fid)] = {**(replies.get(str(fid)) or {}), "ts": ts}
+            row.replies = replies
 
 
 @handler("loop.reply")
@@ -212,17 +268,27 @@ def loop_reply(ctx: JobContext, p: dict[str, Any]) -> None:
         if parts is None:
             return
         summary, items, outcome, announcement = parts
-        replied = _replied(s, n.id) | {fb.id}
+        already = fb.id in _replied(n)
+        replied = _replied(n) | {fb.id}
         channel, thread_ts, fid, nid = fb.channel, fb.thread_ts or fb.ts, fb.id, n.id
-    ok, hint = ensure_member(ctx, channel)
-    if not ok:
-        with ctx.db.session() as w:
-            _dm(w, ctx, key=f"loop.reply.failed:{nid}:{fid}", user=p["user"],
-                text=f"I couldn't reply in the thread of FB-{fid}: {hint}", blocks=[])
-        return
-    text = render.loop_thread_reply(d=summary, outcome=outcome, feedback_id=fid, by=p["user"])
-    ctx.client().chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, unfurl_links=False)
+    if not already:
+        ok, hint = ensure_member(ctx, channel)
+        if not ok:
+            with ctx.db.session() as w:
+                _dm(w, ctx, key=f"loop.reply.failed:{nid}:{fid}", user=p["user"],
+                    text=f"I couldn't reply in the thread of FB-{fid}: {hint}", blocks=[])
+            return
+        earlier = _begin_reply(ctx, nid, fid)
+        if earlier and earlier.get("ts"):
+            already = True  # another run recorded it in the meantime
+        else:
+            started = datetime.fromisoformat(earlier["at"]) if earlier and earlier.get("at") else None
+            text = render.loop_thread_reply(d=summary, outcome=outcome, feedback_id=fid, by=p["user"])
+            posted = post_once(ctx.client(), channel=channel, key_type=LOOP_REPLY_KEY, key=f"{nid}:{fid}",
+                               thread_ts=thread_ts, started=started, text=text, unfurl_links=False)
+            _record_reply(ctx, nid, fid, posted.ts)
     if p.get("dm_channel") and p.get("dm_ts"):
+        # Also on a repeated click: the button becomes "replied" either way.
         dm_text, blocks = render.loop_dm(notification_id=nid, d=summary, outcome=outcome, announcement=announcement,
                                          items=items)
         for f in sorted(replied):

@@ -43,6 +43,7 @@ from bot.worker.core import (
     slack_error,
 )
 from bot.worker.home import HOME_HOOKS
+from bot.worker.postonce import find_all, post_once
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +113,32 @@ def build_for_run(db: Database, settings: Settings, run: DigestRun, *, llm: bool
                 namer.close()
 
 
-def _post(client: Any, channel: str, msg: dict[str, Any], thread_ts: str | None = None) -> str:
-    resp = client.chat_postMessage(channel=channel, text=msg["text"], blocks=msg["blocks"], thread_ts=thread_ts,
-                                   unfurl_links=False, unfurl_media=False)
-    return str(resp["ts"])
+PARENT_KEY, REPLY_KEY = "loopline_digest", "loopline_digest_reply"
+
+
+def _post(client: Any, channel: str, msg: dict[str, Any], *, key_type: str, key: str,
+          started: datetime | None = None, thread_ts: str | None = None) -> str:
+    return post_once(client, channel=channel, key_type=key_type, key=key, started=started, thread_ts=thread_ts,
+                     text=msg["text"], blocks=msg["blocks"], unfurl_links=False, unfurl_media=False).ts
+
+
+def _begin(db: Database, run_id: int) -> datetime | None:
+    """Mark the parent's post as attempted before it is made; returns an earlier attempt's mark."""
+    with db.session() as s:
+        run = s.get(DigestRun, run_id, with_for_update=True)
+        if run is None:
+            return None
+        earlier = run.post_started_at
+        if earlier is None:
+            run.post_started_at = datetime.now(UTC)
+        return earlier
 
 
 def post_run(db: Database, settings: Settings, client: Any, run_id: int) -> DigestRun:
-    """Post (or continue posting) one claimed run. Raises Slack errors for the caller to classify."""
+    """Post (or continue posting) one claimed run. Raises Slack errors for the caller to classify.
+
+    Every message carries metadata naming (run, index), so a run resumed after a crash or a 5xx whose
+    outcome is unknown adopts what an earlier attempt posted instead of posting it again."""
     with db.read_session() as s:
         run = s.get(DigestRun, run_id)
         assert run is not None
@@ -131,20 +150,31 @@ def post_run(db: Database, settings: Settings, client: Any, run_id: int) -> Dige
     else:
         data = DigestData.from_dict(run.summary)
     messages = render.render_digest(data)
+    # Only when an earlier attempt started posting can something have landed unrecorded.
+    resumed = run.post_started_at is not None or run.ts is not None
     if run.ts is None:
+        started = _begin(db, run_id)
+        key = f"{run_id}:0"
         try:
-            run.ts = _post(client, run.channel, messages[0])
+            run.ts = _post(client, run.channel, messages[0], key_type=PARENT_KEY, key=key, started=started)
         except SlackApiError as e:
             if slack_error(e) != "not_in_channel":
                 raise
             client.conversations_join(channel=run.channel)  # public channels: join and try once more
-            run.ts = _post(client, run.channel, messages[0])
+            run.ts = _post(client, run.channel, messages[0], key_type=PARENT_KEY, key=key)
         _save(db, run_id, ts=run.ts)
     done = list(run.reply_ts or [])
     n_replies = sum(1 for x in done if not str(x).startswith(FILE_PREFIX))
-    for msg in messages[1 + n_replies:]:
-        done.append(_post(client, run.channel, msg, thread_ts=run.ts))
-        # Recorded one by one, with the lease renewed: a crash repeats at most the reply in flight.
+    landed: dict[str, str] = {}
+    if resumed and len(messages) > 1 + n_replies:
+        # An earlier attempt may have posted the reply in flight (or more) without recording it.
+        _, landed = find_all(client, channel=run.channel, key_type=REPLY_KEY, thread_ts=run.ts,
+                             oldest=run.post_started_at or run.created_at)
+    for i, msg in enumerate(messages[1 + n_replies:], start=1 + n_replies):
+        key = f"{run_id}:{i}"
+        done.append(landed.get(key) or _post(client, run.channel, msg, key_type=REPLY_KEY, key=key,
+                                             thread_ts=run.ts))
+        # Recorded one by one, with the lease renewed: a resumed run only has to look for the one in flight.
         _save(db, run_id, reply_ts=list(done), locked_until=datetime.now(UTC) + LEASE)
     if data.themes and not any(str(x).startswith(FILE_PREFIX) for x in done):
         done.append(FILE_PREFIX + upload_chart(client, run.channel, run.ts, data))
@@ -208,8 +238,10 @@ def process_claimed(db: Database, settings: Settings, client_for: Any, rid: int)
         _save(db, rid, status="failed", locked_until=None, error=str(e)[:255] or type(e).__name__)
         log.warning("digest run %s failed: %s", rid, e)
         if requested_by:
+            # Slack's own error codes help the person (not_in_channel…); a crash's text would not.
+            reason = str(e) if isinstance(e, PermanentError) else f"an internal error (reference run {rid})"
             with db.session() as s:
-                text = f"The digest could not be posted in {channel_link(channel)}: `{escape(str(e))}`."
+                text = f"The digest could not be posted in {channel_link(channel)}: `{escape(reason)}`."
                 enqueue(s, key=f"digest-failed:{rid}", kind="notify.dm", team_id=team,
                         payload={"user": requested_by, "text": text, "blocks": ephemeral(text, text)["blocks"]})
 

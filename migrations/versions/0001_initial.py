@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 03:20:14.692315
+Create Date: 2026-11-22 03:59:07.974263
 """
 
 from collections.abc import Sequence
@@ -86,6 +86,7 @@ def upgrade() -> None:
         sa.Column("created_at", bot.models.UTCDateTime(), nullable=False),
         sa.Column("updated_at", bot.models.UTCDateTime(), nullable=False),
         sa.Column("status_changed_at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("post_started_at", bot.models.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("source_key"),
     )
@@ -236,6 +237,7 @@ def upgrade() -> None:
         sa.Column("locked_until", bot.models.UTCDateTime(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("summary", sa.JSON(), nullable=True),
+        sa.Column("post_started_at", bot.models.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(["schedule_id"], ["digest_schedules.id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("team_id", "channel", "period_key", name="uq_digest_run_period"),
@@ -267,6 +269,8 @@ def upgrade() -> None:
         sa.Column("ts", sa.String(length=32), nullable=True),
         sa.Column("error", sa.String(length=255), nullable=True),
         sa.Column("created_at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("post_started_at", bot.models.UTCDateTime(), nullable=True),
+        sa.Column("replies", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(["decision_id"], ["decisions.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("decision_id", "user_id", "trigger", name="uq_loop_notification"),
