@@ -33,6 +33,9 @@ class Batched:
     callables run one by one."""
 
     batch_key: Any = None
+    # Whether a commit holding this unit may have given the worker something to do; a commit of
+    # /feedback captures only must not wake it (each wake is a claim transaction competing for the lock).
+    wakes_worker = True
 
     @classmethod
     def run_batch(cls, session: Session, units: list[Any]) -> list[Any]:
@@ -141,7 +144,7 @@ class GroupCommitter:
         self.units += len(batch)
         if len(batch) >= self.BUSY_BATCH:
             self.busy_until = time.monotonic() + 0.05
-        if self.on_commit:
+        if self.on_commit and any(getattr(fn, "wakes_worker", True) for fn, _, _ in batch):
             try:
                 self.on_commit()
             except Exception:

@@ -110,6 +110,7 @@ class CommandText(Batched):
     user: str
     text: str
     request_key: str
+    wakes_worker = False  # a command capture queues no job
 
     @classmethod
     def run_batch(cls, session: Session, units: list[Any]) -> list[Any]:
