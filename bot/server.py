@@ -61,15 +61,13 @@ def serve(rt: Runtime, *, host: str, port: int, scheduler: bool = True) -> None:
     # process (polling the same database) does the work.
     app = create_asgi_app(rt, background=scheduler, scheduler=scheduler)
     import gc
-    import os
 
-    if os.environ.get("LOOPLINE_GC_TUNE", "1") == "1":
-        # Everything built at start-up (Bolt, SQLAlchemy metadata, sklearn…) is long-lived: keep it out
-        # of the collector's way, and collect the young generation less often. Full collections over
-        # the start-up heap were the 80 ms p99 ack spikes in bench/ack.py.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(20_000, 20, 50)
+    # Everything built at start-up (Bolt, SQLAlchemy metadata, sklearn…) is long-lived: keep it out of
+    # the collector's way, and collect the young generation less often. Full collections over the
+    # start-up heap were the 80 ms p99 ack spikes in bench/ack.py.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 50)
     log.info("serving on http://%s:%s/slack/events", host, port)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
                 timeout_graceful_shutdown=5)
