@@ -89,6 +89,7 @@ class JobContext:
     key: str
     team_id: str | None
     attempts: int
+    created_at: datetime | None = None
 
     def client(self, *, retries: bool = True) -> Any:
         return self.slack.for_team(self.team_id, retries=retries)
@@ -213,7 +214,8 @@ class Worker:
 
     def _run_job(self, job: Job) -> None:
         fn = _HANDLERS.get(job.kind)
-        ctx = JobContext(self.db, self.slack, self.settings, self, job.id, job.key, job.team_id, job.attempts)
+        ctx = JobContext(self.db, self.slack, self.settings, self, job.id, job.key, job.team_id, job.attempts,
+                         job.created_at)
         with bind(team=job.team_id, job=job.key):
             if fn is None:
                 self._finish(job, "failed", f"no handler for {job.kind}")

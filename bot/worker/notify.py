@@ -32,7 +32,12 @@ def send_ephemeral(ctx: JobContext, p: dict[str, Any]) -> None:
 
 @handler("notify.dm")
 def send_dm(ctx: JobContext, p: dict[str, Any]) -> None:
-    ctx.client().chat_postMessage(channel=p["user"], text=p["text"], blocks=p.get("blocks"), unfurl_links=False)
+    from bot.worker.postonce import post_once
+
+    # A retried job may follow a DM that landed: the job's attempt counter is the "attempt started" mark.
+    post_once(ctx.client(), channel=p["user"], key_type="loopline_notice", key=ctx.key,
+              started=ctx.created_at if ctx.attempts > 1 else None, text=p["text"], blocks=p.get("blocks"),
+              unfurl_links=False)
 
 
 @handler("notify.respond")
