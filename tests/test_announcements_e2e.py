@@ -430,3 +430,13 @@ def test_two_servers_on_one_postgres_send_once(settings, fake, db):
         two.stop()
     assert {ch: len(copies(fake, ch)) for ch in channels} == dict.fromkeys(channels, 2)
     assert all(s["posted"] > 0 for s in stats), stats  # both replicas took part
+
+
+def test_an_expired_trigger_is_explained_not_silent(server, slack, fake, db):
+    from bot.models import Area, utcnow
+
+    with db.session() as s:
+        s.add(Area(team_id="T0001", name="billing", label="Billing", created_at=utcnow()))
+    slack.command("/announce", "", user=ADMIN, trigger_id="expired.123.abc", response_url=fake.response_url("slow"))
+    posts = fake.wait_for_webhook("slow")
+    assert "too slow to open the form" in json.dumps(posts) and "expired_trigger_id" in json.dumps(posts)

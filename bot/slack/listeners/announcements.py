@@ -62,7 +62,14 @@ def register(app: AsyncApp, edge: Edge) -> None:
             await respond(response_type="ephemeral", text=render.no_areas())
             return
         view = render.announce_modal(areas, private_metadata={"opener": user, "channel": body.get("channel_id")})
-        await client.views_open(trigger_id=body["trigger_id"], view=view)
+        try:
+            await client.views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as e:
+            # The trigger lives 3 seconds; when Slack was slow to answer users.info it has expired.
+            # Say so instead of leaving the person with nothing.
+            await respond(response_type="ephemeral",
+                          text=f"Slack was too slow to open the form (`{e.response.get('error')}`); please run "
+                               "/announce again.")
 
     app.command("/announce")(ack=ack_only, lazy=[open_announce_modal])
 
