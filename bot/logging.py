@@ -86,5 +86,5 @@ def setup_logging(fmt: str = "auto", level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("apscheduler", "uvicorn.access", "httpx", "openai", "slack_sdk.web", "urllib3"):
+    for noisy in ("apscheduler", "uvicorn.access", "httpx", "openai", "slack_sdk.web", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
