@@ -10,7 +10,7 @@ from slack_sdk.errors import SlackApiError
 from bot.services import channels as channel_svc
 from bot.services import feedback as fb_svc
 from bot.services.common import enqueue
-from bot.slack.listeners.events import base_reaction
+from bot.services.feedback import base_reaction
 from bot.slack.render import feedback as render
 from bot.worker.core import JobContext, handler, slack_error
 from bot.worker.events import on_event

@@ -11,6 +11,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.services.feedback import base_reaction
 from bot.slack.edge import Edge, team_of
 
 # The events in slack-manifest.yml (bot events); `message` covers message.channels and message.groups.
@@ -32,11 +33,6 @@ SUBSCRIBED_EVENTS = (
 MANIFEST_BOT_EVENTS = (*tuple(e for e in SUBSCRIBED_EVENTS if e not in ("message", "app_uninstalled", "tokens_revoked")), "message.channels", "message.groups", "app_uninstalled", "tokens_revoked")
 
 _IGNORED_MESSAGE_SUBTYPES = None  # plain human messages have no subtype
-
-
-def base_reaction(name: str) -> str:
-    """'bulb::skin-tone-2' -> 'bulb'."""
-    return name.split("::", 1)[0]
 
 
 def worth_keeping(edge: Edge, team: str, event: dict[str, Any]) -> bool:
