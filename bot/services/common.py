@@ -68,6 +68,18 @@ def insert_ignore(session: Session, model: type[Base], values: dict[str, Any], *
     return insert_ignore_returning(session, model, values, conflict=conflict) is not None
 
 
+def queue_private(session: Session, *, key: str, team_id: str | None, user: str, text: str,
+                  blocks: list[dict[str, Any]] | None = None, channel: str | None = None) -> None:
+    """Tell one person something privately, after the ack: an ephemeral in `channel` (the worker falls
+    back to a DM if they can't see it there), or a DM when there is no channel."""
+    if channel:
+        enqueue(session, key=key, kind="notify.ephemeral", team_id=team_id,
+                payload={"channel": channel, "user": user, "text": text, "blocks": blocks, "fallback_dm": True})
+    else:
+        enqueue(session, key=key, kind="notify.dm", team_id=team_id,
+                payload={"user": user, "text": text, "blocks": blocks})
+
+
 def job_row(*, key: str, kind: str, team_id: str | None, payload: dict[str, Any], delay: float = 0.0) -> dict[str, Any]:
     now = datetime.now(UTC)
     return {"key": key[:255], "kind": kind, "team_id": team_id, "payload": payload, "status": "pending",

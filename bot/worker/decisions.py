@@ -17,13 +17,12 @@ from sqlalchemy.orm import Session
 
 from bot.models import Announcement, Decision, Feedback, Job, LoopNotification
 from bot.services import decisions as svc
-from bot.services.common import is_workspace_admin
+from bot.services.common import is_workspace_admin, queue_private
 from bot.settings import Settings
 from bot.slack.render import decision as render
 from bot.worker.channels import ensure_member
 from bot.worker.core import JobContext, PermanentError, TransientError, classify, handler
 from bot.worker.home import HOME_HOOKS
-from bot.worker.notify import queue_ephemeral
 from bot.worker.postonce import post_once
 
 log = logging.getLogger(__name__)
@@ -46,12 +45,6 @@ def _flags(d: Decision, now: datetime, stale_days: int) -> tuple[str, ...]:
 
 def _card(ctx: JobContext, s: Session, d: Decision) -> tuple[str, list[dict[str, Any]]]:
     return render.card(_summary(s, d), flags=_flags(d, datetime.now(UTC), ctx.settings.loopline_stale_days))
-
-
-def _dm(s: Session, ctx: JobContext, *, key: str, user: str, text: str, blocks: list[dict[str, Any]]) -> None:
-    from bot.services.common import enqueue
-
-    enqueue(s, key=key, kind="notify.dm", team_id=ctx.team_id, payload={"user": user, "text": text, "blocks": blocks})
 
 
 CARD_KEY, NOTE_KEY, LOOP_DM_KEY, LOOP_REPLY_KEY = ("loopline_decision_card", "loopline_decision_note",
@@ -96,7 +89,7 @@ def post_card(ctx: JobContext, p: dict[str, Any]) -> None:
         if not ok:
             msg_text, msg_blocks = render.cannot_post(summary, channel, hint)
             with ctx.db.session() as w:
-                _dm(w, ctx, key=f"decision.cannot_post:{d.id}", user=author, text=msg_text, blocks=msg_blocks)
+                queue_private(w, team_id=ctx.team_id, key=f"decision.cannot_post:{d.id}", user=author, text=msg_text, blocks=msg_blocks)
             return
     started = _begin(ctx, Decision, d.id)
     posted = post_once(ctx.client(), channel=target or "", key_type=CARD_KEY, key=str(d.id), started=started, text=text,
@@ -162,11 +155,8 @@ def change_status(ctx: JobContext, p: dict[str, Any]) -> None:
     with ctx.db.session() as w:
         if not allowed:
             text, blocks = render.refusal(summary)
-            if channel:
-                queue_ephemeral(w, key=f"decision.refused:{key}", team_id=team, channel=channel, user=user, text=text,
-                                blocks=blocks)
-            else:
-                _dm(w, ctx, key=f"decision.refused:{key}", user=user, text=text, blocks=blocks)
+            queue_private(w, key=f"decision.refused:{key}", team_id=team, channel=channel, user=user, text=text,
+                          blocks=blocks)
             return
         result = svc.apply_status_change(w, team_id=team, decision_id=d.id, status=p["status"], by=user, key=key)
     log.info("decision status %s", "changed" if result.changed else f"unchanged ({result.reason})",
@@ -275,7 +265,7 @@ def loop_reply(ctx: JobContext, p: dict[str, Any]) -> None:
         ok, hint = ensure_member(ctx, channel)
         if not ok:
             with ctx.db.session() as w:
-                _dm(w, ctx, key=f"loop.reply.failed:{nid}:{fid}", user=p["user"],
+                queue_private(w, team_id=ctx.team_id, key=f"loop.reply.failed:{nid}:{fid}", user=p["user"],
                     text=f"I couldn't reply in the thread of FB-{fid}: {hint}", blocks=[])
             return
         earlier = _begin_reply(ctx, nid, fid)

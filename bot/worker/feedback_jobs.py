@@ -9,12 +9,11 @@ from slack_sdk.errors import SlackApiError
 
 from bot.services import channels as channel_svc
 from bot.services import feedback as fb_svc
-from bot.services.common import enqueue
+from bot.services.common import enqueue, queue_private
 from bot.services.feedback import base_reaction
 from bot.slack.render import feedback as render
 from bot.worker.core import JobContext, handler, slack_error
 from bot.worker.events import on_event
-from bot.worker.notify import queue_ephemeral
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ def reaction_added(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) 
         if created or new_vote:
             text, blocks = render.capture_confirmation(render.summary_of(item), created=created, new_vote=new_vote,
                                                        via=f" ({render.KIND_LABELS.get(kind, kind).lower()})")
-            queue_ephemeral(s, key=f"confirm:{env['event_id']}", team_id=team, channel=channel, user=user,
+            queue_private(s, key=f"confirm:{env['event_id']}", team_id=team, channel=channel, user=user,
                             text=text, blocks=blocks)
 
 
@@ -89,7 +88,7 @@ def reaction_removed(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]
         still_voter = any(v.user_id == user for v in item.votes)
         if item.status == "withdrawn" or not still_voter:
             text, blocks = render.vote_removed(render.summary_of(item))
-            queue_ephemeral(s, key=f"confirm:{env['event_id']}", team_id=team, channel=channel, user=user,
+            queue_private(s, key=f"confirm:{env['event_id']}", team_id=team, channel=channel, user=user,
                             text=text, blocks=blocks)
 
 

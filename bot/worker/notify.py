@@ -8,7 +8,6 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from bot.services.common import enqueue
 from bot.worker.core import JobContext, handler, slack_error
 
 log = logging.getLogger(__name__)
@@ -52,9 +51,3 @@ def send_response(ctx: JobContext, p: dict[str, Any]) -> None:
         raise OSError(f"response_url answered {resp.status_code}")
     if resp.status_code >= 400:  # expired (30 min / 5 uses): say it by DM instead
         send_dm(ctx, p)
-
-
-def queue_ephemeral(session: Any, *, key: str, team_id: str, channel: str, user: str, text: str,
-                    blocks: list[dict[str, Any]] | None = None, fallback_dm: bool = True) -> None:
-    enqueue(session, key=key, kind="notify.ephemeral", team_id=team_id,
-            payload={"channel": channel, "user": user, "text": text, "blocks": blocks, "fallback_dm": fallback_dm})

@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.orm import Session
 
 from bot.services import decisions as svc
-from bot.services.common import ServiceError, enqueue
+from bot.services.common import ServiceError, enqueue, queue_private
 from bot.slack.edge import Edge, team_of
 from bot.slack.ids import Action, Callback
 from bot.slack.render import decision as render
@@ -156,13 +156,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
             assert dec is not None
             text, blocks = render.linked(fid, render.summary_of(dec), added=added)
             key = f"linked:{view['id']}:{view.get('hash', '')}"
-            if channel:
-                enqueue(s, key=key, kind="notify.ephemeral", team_id=team,
-                        payload={"channel": channel, "user": user, "text": text, "blocks": blocks,
-                                 "fallback_dm": True})
-            else:
-                enqueue(s, key=key, kind="notify.dm", team_id=team, payload={"user": user, "text": text,
-                                                                              "blocks": blocks})
+            queue_private(s, key=key, team_id=team, user=user, text=text, blocks=blocks, channel=channel)
 
         try:
             await edge.write(link)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.services import channels as channel_svc
 from bot.services import feedback as fb_svc
-from bot.services.common import ServiceError, enqueue
+from bot.services.common import ServiceError, enqueue, queue_private
 from bot.slack.edge import Edge, team_of
 from bot.slack.ids import Action, Callback
 from bot.slack.render import feedback as render
@@ -215,13 +215,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
                 if ts and channel:
                     enqueue(s, key=f"enrich:{item.id}", kind="feedback.enrich", team_id=team,
                             payload={"feedback_id": item.id, "channel": channel, "ts": ts})
-            if channel:
-                enqueue(s, key=f"note:{view['id']}:{view.get('hash', '')}", kind="notify.ephemeral", team_id=team,
-                        payload={"channel": channel, "user": user, "text": note_text, "blocks": note_blocks,
-                                 "fallback_dm": True})
-            else:
-                enqueue(s, key=f"note:{view['id']}:{view.get('hash', '')}", kind="notify.dm", team_id=team,
-                        payload={"user": user, "text": note_text, "blocks": note_blocks})
+            queue_private(s, key=f"note:{view['id']}:{view.get('hash', '')}", team_id=team, user=user,
+                          text=note_text, blocks=note_blocks, channel=channel)
 
         try:
             await edge.write(save)
