@@ -68,7 +68,7 @@ def build_app(edge: Edge, *, bot_identity: dict[str, Any] | None = None, oauth_s
                   channel=body.get("channel_id") or event.get("channel") or (body.get("channel") or {}).get("id"),
                   user=body.get("user_id") or event.get("user") or (body.get("user") or {}).get("id")):
             log.error("listener failed (ref %s): %r", ref, error, exc_info=error)
-        message = f":warning: Something went wrong on our side (reference `{ref}`). Nothing you sent was lost; please try again."
+        message = f":warning: Something went wrong on our side (reference `{ref}`); please try again."
         if body.get("type") == "view_submission":
             # Keep the modal open with the reason next to its first input, so nothing typed is lost.
             blocks = (body.get("view") or {}).get("blocks") or []
