@@ -121,3 +121,32 @@ def test_a_message_captured_twice_by_different_routes_is_one_item(server, slack,
     fake.wait_until(lambda: export(db) and export(db)[0]["votes"] == 1)
     [rec] = export(db)
     assert rec["votes"] == 1 and rec["source"] == "watch"
+
+
+def test_a_failed_inbox_write_is_not_acked_so_slack_retries_and_nothing_is_lost(server, slack, fake, db,
+                                                                                   monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from bot.groupcommit import RowInsert
+
+    real = RowInsert.run_batch.__func__  # type: ignore[attr-defined]
+    failures = {"left": 2}  # the batch, then the unit replayed alone: the database is really down
+
+    def flaky(cls, session, units):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("INSERT INTO jobs", {}, Exception("database is locked"))
+        return real(cls, session, units)
+
+    monkeypatch.setattr(RowInsert, "run_batch", classmethod(flaky))
+    ts = fake.add_message("C0ACME", "Dashboards time out at 30 s for big tenants", user=CUSTOMER)
+    first = slack.reaction("reaction_added", user=REP, channel="C0ACME", ts=ts, reaction="bug", event_id="EvFLAKY1")
+    assert first.status_code >= 500  # not acked: Slack will retry
+    retry = slack.reaction("reaction_added", user=REP, channel="C0ACME", ts=ts, reaction="bug", event_id="EvFLAKY1",
+                           retry_num=1)
+    assert retry.status_code == 200
+    server.settle()
+    fake.wait_until(lambda: export(db), timeout=10)
+    [rec] = export(db)
+    assert rec["text"].startswith("Dashboards time out") and rec["votes"] == 1
+    assert slack.http.get(server.url + "/healthz").status_code == 200
