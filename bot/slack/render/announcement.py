@@ -263,5 +263,6 @@ def home_section(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for it in items[:5]:
         acks = ", ".join(f"{channel_link(c)} {n}" for c, n in it["acks"].items()) or "no acknowledgements yet"
         out.append(bk.context(f"*AN-{it['id']}* {escape_truncate(it['title'], 120)} · {it['status']} · "
-                              f"{it['channels']} channels · :white_check_mark: {acks}"))
+                              f"{it['channels']} channel{'s' if it['channels'] != 1 else ''} · "
+                              f":white_check_mark: {acks}"))
     return out
