@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
@@ -23,7 +23,7 @@ from bot.slack.render import decision as render
 from bot.worker.channels import ensure_member
 from bot.worker.core import JobContext, PermanentError, TransientError, classify, handler
 from bot.worker.home import HOME_HOOKS
-from bot.worker.postonce import post_once
+from bot.worker.postonce import mark_attempt, post_once
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +51,6 @@ CARD_KEY, NOTE_KEY, LOOP_DM_KEY, LOOP_REPLY_KEY = ("loopline_decision_card", "lo
                                                   "loopline_loop_dm", "loopline_loop_reply")
 
 
-_Marked = TypeVar("_Marked", Decision, LoopNotification)
-
-
-def _begin(ctx: JobContext, model: type[_Marked], row_id: int) -> datetime | None:
-    """Mark "a post is being attempted" before the first chat.postMessage; returns the earlier mark.
-
-    Read and written in one write transaction, so of two runs of the same job (a lease that expired)
-    the second sees the first's mark and looks in Slack before posting."""
-    with ctx.db.session() as w:
-        row = w.get(model, row_id, with_for_update=True)
-        if row is None:
-            return None
-        earlier = row.post_started_at
-        if earlier is None:
-            row.post_started_at = datetime.now(UTC)
-        return earlier
-
-
 @handler("decision.post")
 def post_card(ctx: JobContext, p: dict[str, Any]) -> None:
     with ctx.db.read_session() as s:
@@ -91,7 +73,7 @@ def post_card(ctx: JobContext, p: dict[str, Any]) -> None:
             with ctx.db.session() as w:
                 queue_private(w, team_id=ctx.team_id, key=f"decision.cannot_post:{d.id}", user=author, text=msg_text, blocks=msg_blocks)
             return
-    started = _begin(ctx, Decision, d.id)
+    started = mark_attempt(ctx.db, Decision, d.id)
     posted = post_once(ctx.client(), channel=target or "", key_type=CARD_KEY, key=str(d.id), started=started, text=text,
                        blocks=blocks, unfurl_links=False)
     with ctx.db.session() as w:
@@ -195,7 +177,7 @@ def loop_notify(ctx: JobContext, p: dict[str, Any]) -> None:
         user, nid = n.user_id, n.id
     text, blocks = render.loop_dm(notification_id=nid, d=summary, outcome=outcome, announcement=announcement,
                                   items=items)
-    started = _begin(ctx, LoopNotification, nid)
+    started = mark_attempt(ctx.db, LoopNotification, nid)
     try:
         posted = post_once(ctx.client(), channel=user, key_type=LOOP_DM_KEY, key=str(nid), started=started,
                            text=text, blocks=blocks, unfurl_links=False)

@@ -43,7 +43,7 @@ from bot.worker.core import (
     slack_error,
 )
 from bot.worker.home import HOME_HOOKS
-from bot.worker.postonce import find_all, post_once
+from bot.worker.postonce import find_all, mark_attempt, post_once
 
 log = logging.getLogger(__name__)
 
@@ -122,18 +122,6 @@ def _post(client: Any, channel: str, msg: dict[str, Any], *, key_type: str, key:
                      text=msg["text"], blocks=msg["blocks"], unfurl_links=False, unfurl_media=False).ts
 
 
-def _begin(db: Database, run_id: int) -> datetime | None:
-    """Mark the parent's post as attempted before it is made; returns an earlier attempt's mark."""
-    with db.session() as s:
-        run = s.get(DigestRun, run_id, with_for_update=True)
-        if run is None:
-            return None
-        earlier = run.post_started_at
-        if earlier is None:
-            run.post_started_at = datetime.now(UTC)
-        return earlier
-
-
 def post_run(db: Database, settings: Settings, client: Any, run_id: int) -> DigestRun:
     """Post (or continue posting) one claimed run. Raises Slack errors for the caller to classify.
 
@@ -153,7 +141,7 @@ def post_run(db: Database, settings: Settings, client: Any, run_id: int) -> Dige
     # Only when an earlier attempt started posting can something have landed unrecorded.
     resumed = run.post_started_at is not None or run.ts is not None
     if run.ts is None:
-        started = _begin(db, run_id)
+        started = mark_attempt(db, DigestRun, run_id)
         key = f"{run_id}:0"
         try:
             run.ts = _post(client, run.channel, messages[0], key_type=PARENT_KEY, key=key, started=started)

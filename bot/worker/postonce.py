@@ -40,6 +40,22 @@ class Posted:
     adopted: bool  # True: found in Slack, posted by an earlier attempt
 
 
+def mark_attempt(db: Any, model: Any, row_id: int) -> datetime | None:
+    """Mark "a post is being attempted" on the row (its `post_started_at`) before the first
+    chat.postMessage; returns the earlier mark, if any.
+
+    Read and written in one write transaction, so of two runs of the same job (a lease that expired)
+    the second sees the first's mark and looks in Slack before posting."""
+    with db.session() as s:
+        row = s.get(model, row_id, with_for_update=True)
+        if row is None:
+            return None
+        earlier: datetime | None = row.post_started_at
+        if earlier is None:
+            row.post_started_at = datetime.now(UTC)
+        return earlier
+
+
 def metadata(key_type: str, key: str) -> dict[str, Any]:
     return {"event_type": key_type, "event_payload": {"key": key}}
 
