@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from bot.db import Database
+from bot.services.common import insert_ignore_many
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -55,8 +56,6 @@ class RowInsert(Batched):
 
     @classmethod
     def run_batch(cls, session: Session, units: list[Any]) -> list[Any]:
-        from bot.services.common import insert_ignore_many
-
         model, conflict = units[0].batch_key
         insert_ignore_many(session, model, [u.values for u in units], conflict=list(conflict))
         return [None] * len(units)
@@ -93,14 +92,6 @@ class GroupCommitter:
     async def insert(self, model: type[Any], values: dict[str, Any], *, conflict: tuple[str, ...]) -> None:
         """Durably insert a row unless its natural key exists (the inbox's hot path)."""
         await self.run(RowInsert(model, values, conflict))
-
-    def run_sync(self, fn: Callable[[Session], T]) -> T:
-        """For callers without an event loop (CLI, tests): a plain transaction of its own."""
-        with self.db.session() as s:
-            result = fn(s)
-        if self.on_commit:
-            self.on_commit()
-        return result
 
     def close(self) -> None:
         self._q.put(None)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from slack_bolt.request.internals import extract_team_id
 from sqlalchemy.orm import Session
 
 from bot.db import Database
 from bot.groupcommit import GroupCommitter
+from bot.models import Job
 from bot.services.channels import watched_channels
+from bot.services.common import job_row
 from bot.settings import Settings
 
 T = TypeVar("T")
@@ -33,9 +38,6 @@ class Edge:
 
     async def enqueue(self, *, key: str, kind: str, team_id: str | None, payload: dict[str, Any]) -> None:
         """Durably queue a job for the worker (batched with other requests' rows)."""
-        from bot.models import Job
-        from bot.services.common import job_row
-
         await self.writer.insert(Job, job_row(key=key, kind=kind, team_id=team_id, payload=payload), conflict=("key",))
 
     def after_ack(self, coro: Any) -> None:
@@ -44,9 +46,6 @@ class Edge:
         Bolt's lazy listeners do the same but deep-copy the request and dispatch it again through
         every middleware, which cost ~0.7 ms per /feedback; this is the plain asyncio equivalent.
         """
-        import asyncio
-        import logging
-
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)  # the loop keeps only weak references to tasks
 
@@ -74,6 +73,4 @@ class Edge:
 def team_of(body: dict[str, Any]) -> str:
     """The workspace a payload belongs to: the installation's, as Bolt resolves it (in a Slack Connect
     channel `authorizations[0]` / `view.app_installed_team_id`, not the other organisation's team)."""
-    from slack_bolt.request.internals import extract_team_id
-
     return str(extract_team_id(body) or "T_UNKNOWN")

@@ -31,17 +31,6 @@ from bot.slack.client import NoInstallation, SlackClients
 
 log = logging.getLogger(__name__)
 
-# Errors that retrying cannot fix: recorded on the row and reported, never retried.
-PERMANENT_SLACK_ERRORS = frozenset({
-    "channel_not_found", "is_archived", "not_in_channel", "missing_scope", "invalid_auth", "account_inactive",
-    "token_revoked", "no_permission", "invalid_blocks", "invalid_blocks_format", "msg_too_long",
-    "user_not_found", "user_not_in_channel", "cant_update_message", "message_not_found", "edit_window_closed",
-    "cant_delete_message", "restricted_action", "team_access_not_granted", "invalid_arguments",
-    "method_not_supported_for_channel_type", "too_many_attachments", "msg_blocks_too_long", "not_authed",
-    "channel_is_archived", "is_inactive", "bad_timestamp", "no_text", "ekm_access_denied",
-})
-
-
 class TransientError(Exception):
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
@@ -254,9 +243,3 @@ class Worker:
         with self.db.session() as s:
             r = s.execute(delete(Job).where(Job.status == "done", Job.done_at < datetime.now(UTC) - older_than))
             return int(r.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def sleep_until(deadline: float) -> None:
-    delay = deadline - time.monotonic()
-    if delay > 0:
-        time.sleep(delay)
