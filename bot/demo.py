@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bot import clock
+
 SECRET = "demo-signing-secret"
 ADMIN, PM, REP, REP2, CUSTOMER = "U0ADMIN", "U0PM", "U0REP", "U0REP2", "U0CUST"
 
@@ -96,7 +98,6 @@ def run_demo(*, keep: bool = False) -> int:
     names = {ADMIN: "dana", PM: "priya", REP: "sam", REP2: "lee", CUSTOMER: "jo@acme"}
 
     def settle(timeout: float = 15) -> None:
-        from datetime import UTC, datetime
 
         from sqlalchemy import func, select
 
@@ -105,7 +106,7 @@ def run_demo(*, keep: bool = False) -> int:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             with rt.db.read_session() as s:
-                now = datetime.now(UTC)
+                now = clock.now()
                 busy = s.scalar(select(func.count()).select_from(Job).where(Job.status == "pending",
                                                                              Job.run_after <= now)) or 0
                 busy += s.scalar(select(func.count()).select_from(Delivery).where(

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bot import clock
 from bot.db import Database
 from bot.models import DigestRun
 from bot.services import schedules as sched_svc
@@ -67,7 +68,7 @@ def run_digest_command(settings: Settings, args: argparse.Namespace) -> int:
     try:
         db.upgrade()
         team = resolve_team(settings, db, getattr(args, "team", None))
-        now = datetime.now(UTC)
+        now = clock.now()
         period = _period(settings, db, team, args.channel, args.since, now)
         if args.json or args.print_:
             with db.read_session() as s:

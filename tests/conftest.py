@@ -12,12 +12,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from bot import clock
 from bot.db import Database
 from bot.models import Base
 from bot.settings import Settings, load_settings
@@ -30,6 +32,19 @@ PG_ADMIN_URL = os.environ.get("LOOPLINE_TEST_PG", "postgresql+psycopg://postgres
 
 # Seeded people and channels (realistic ids and names).
 ADMIN, PM, REP, REP2, CUSTOMER, GUEST = "U0ADMIN", "U0PM", "U0REP", "U0REP2", "U0CUST", "U0GUEST"
+
+
+# Every test runs at this instant (a Wednesday at noon UTC, far from any DST change), advancing with
+# real time from there: data seeded "the last 7 days" or "today" never straddles a midnight, whatever
+# the hour CI runs. Processes started as subprocesses keep the system clock (tests give them real times).
+PINNED_NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def pinned_clock() -> Iterator[datetime]:
+    clock.set_source(clock.running_from(PINNED_NOW))
+    yield PINNED_NOW
+    clock.set_source(None)
 
 
 def _which_db() -> str:
@@ -124,8 +139,6 @@ class RunningServer:
 
     def settle(self, timeout: float = 10.0) -> None:
         """Wait until the worker has nothing due (the background thread does the work)."""
-        from datetime import UTC, datetime
-
         from sqlalchemy import func, select
 
         from bot.models import Job
@@ -134,7 +147,7 @@ class RunningServer:
         while time.monotonic() < deadline:
             with self.rt.db.read_session() as s:
                 pending = s.scalar(select(func.count()).select_from(Job).where(
-                    Job.status == "pending", Job.run_after <= datetime.now(UTC)))
+                    Job.status == "pending", Job.run_after <= clock.now()))
             if not pending:
                 return
             self.rt.worker.wake()

@@ -10,11 +10,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from bot import clock
 from bot.db import Database
 from bot.services import announcements as an_svc
 from bot.services import subscriptions as sub_svc
@@ -156,7 +157,7 @@ def test_announce_is_refused_privately_to_non_admins(server, slack, fake, db):
 def test_modal_validation_errors_go_back_into_the_modal(server, slack, fake, db):
     seed_subscriptions(db, {"C0SALES": "billing"})
     view = open_modal(slack, fake)
-    past = int(time.time()) - 3600
+    past = int(clock.now().timestamp()) - 3600
     r = slack.view_submission(view, modal_values("  ", BODY, [], send_at=past, decisions="D-3, banana"), user=ADMIN)
     errors = r.json()["errors"]
     assert set(errors) == {"an_title", "an_areas", "an_send_at", "an_decisions"}
@@ -242,9 +243,9 @@ def test_announcement_reaches_each_subscribed_channel_once_then_edit_and_retract
 
 def test_scheduled_goes_out_at_its_time_and_cancel_sends_nothing(server, slack, fake, db):
     seed_subscriptions(db, {"C0SALES": "billing", "C0PRODUCT": "billing"})
-    at = int(time.time()) + 3
+    at = int(clock.now().timestamp()) + 3
     slack.view_submission(open_modal(slack, fake), modal_values("Scheduled", BODY, ["billing"], send_at=at), user=ADMIN)
-    later = int(time.time()) + 3600
+    later = int(clock.now().timestamp()) + 3600
     slack.view_submission(open_modal(slack, fake), modal_values("Never", "x", ["billing"], send_at=later), user=ADMIN)
     recs = export(db, "announcements")
     assert [r["status"] for r in recs] == ["scheduled", "scheduled"]
@@ -252,7 +253,7 @@ def test_scheduled_goes_out_at_its_time_and_cancel_sends_nothing(server, slack, 
     assert copies(fake, "C0SALES") == []
     wait(lambda: len(copies(fake, "C0SALES")) == 1 and len(copies(fake, "C0PRODUCT")) == 1, 10)
     first = next(c for c in fake.calls_to("chat.postMessage") if (c.params.get("metadata") or {}).get("event_type") == "loopline_announcement")
-    assert time.time() - (time.monotonic() - first.at) >= at - 0.05  # not before its time
+    assert clock.now().timestamp() - (time.monotonic() - first.at) >= at - 0.05  # not before its time
     wait(lambda: record(db, 0)["status"] == "sent")
     assert record(db, 0)["late"] is False
 
@@ -335,7 +336,7 @@ def test_a_copy_posted_before_a_crash_is_adopted_not_posted_again(settings, fake
     from bot.models import Delivery
     with db.session() as s:  # the lease runs out
         s.execute(update(Delivery).where(Delivery.id == claimed.delivery_id)
-                  .values(locked_until=datetime.now(UTC) - timedelta(seconds=1)))
+                  .values(locked_until=clock.now() - timedelta(seconds=1)))
     restarted = DeliveryLoop(db, SlackClients(settings), settings)
     restarted.drain(timeout=10)
     rec = record(db)
@@ -348,7 +349,7 @@ def test_a_copy_posted_before_a_crash_is_adopted_not_posted_again(settings, fake
 
 def test_a_time_that_passed_while_down_is_delivered_late_on_start(settings, fake, db):
     seed_subscriptions(db, {"C0SALES": "reports"})
-    ten_min_ago = datetime.now(UTC) - timedelta(minutes=10)
+    ten_min_ago = clock.now() - timedelta(minutes=10)
     _announce_directly(db, "reports", send_at=ten_min_ago + timedelta(seconds=30), now=ten_min_ago)
     assert record(db)["status"] == "scheduled"
     srv = RunningServer(settings)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
+from bot import clock
 from bot.devtools.fakeslack import blockkit
 from bot.services import announcements as an_svc
 from bot.services import subscriptions as sub_svc
@@ -45,7 +46,7 @@ def test_modal_and_confirmation_are_valid_views():
     [areas_block] = [b for b in view["blocks"] if b.get("block_id") == "an_areas"]
     assert len(areas_block["element"]["options"]) == 100
     _text, blocks = render.confirmation(_view(channels=[f"C{i:05d}" for i in range(300)],
-                                             send_at=datetime.now(UTC) + timedelta(hours=1)), scheduled=True)
+                                             send_at=clock.now() + timedelta(hours=1)), scheduled=True)
     assert blockkit.check_message_blocks(blocks) == []
     assert "and 260 more" in json.dumps(blocks)
     values = {"an_title": {"v": {"type": "plain_text_input", "value": " T "}},
@@ -74,7 +75,7 @@ def test_create_is_idempotent_cancel_only_before_sending_and_permissions(db):
         with pytest.raises(ServiceError):
             an_svc.create_announcement(s, team_id=TEAM, source_key="k0", title="t", body="b", areas=["nobody"],
                                        author="U1")
-        later = datetime.now(UTC) + timedelta(hours=1)
+        later = clock.now() + timedelta(hours=1)
         a = an_svc.create_announcement(s, team_id=TEAM, source_key="k1", title="t", body="b", areas=["Billing"],
                                        author="U1", send_at=later)
         again = an_svc.create_announcement(s, team_id=TEAM, source_key="k1", title="t", body="b",

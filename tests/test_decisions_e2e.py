@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 
-from bot import hooks
+from bot import clock, hooks
 from bot.models import Announcement, Decision, Job, LoopNotification
 from tests.conftest import ADMIN, CUSTOMER, PM, REP, REP2, export
 from tests.support.slack_requests import text_value
@@ -193,7 +193,7 @@ def test_closing_the_loop_dms_once_and_posts_publicly_only_on_click(server, slac
     click(slack, user=PM, decision=d, status="decided", action_ts="1700000002.000003")
     server.settle()
     with db.session() as s:
-        s.execute(update(Job).where(Job.kind == "loop.notify").values(status="pending", run_after=datetime.now(UTC)))
+        s.execute(update(Job).where(Job.kind == "loop.notify").values(status="pending", run_after=clock.now()))
     server.settle()
     assert len(fake.dms(REP)) == 1 and len(fake.dms(CUSTOMER)) == 1 and len(fake.dms(REP2)) == 1
     with db.read_session() as s:
@@ -282,7 +282,7 @@ def test_home_flags_overdue_and_stale(server, slack, fake, db):
     fresh = log_decision(server, slack, fake, due=None)
     with db.session() as s:
         s.execute(update(Decision).where(Decision.id == int(d["id"][2:]))
-                  .values(status_changed_at=datetime.now(UTC) - timedelta(days=30)))
+                  .values(status_changed_at=clock.now() - timedelta(days=30)))
     with db.read_session() as s:
         # home_data() lists proposed/in-review decisions like this; the hooks add the markers.
         data = HomeData(open_decisions=[{"id": dec.id, "title": dec.title, "status": dec.status, "owner": dec.owner,
@@ -338,7 +338,7 @@ def test_card_posted_by_a_crashed_attempt_is_adopted_not_posted_again(server, sl
     with db.session() as s:
         s.execute(update(Decision).where(Decision.id == number).values(ts=None))
         s.execute(update(Job).where(Job.key == f"decision.post:{number}")
-                  .values(status="pending", run_after=datetime.now(UTC)))
+                  .values(status="pending", run_after=clock.now()))
     before = fake.call_count("chat.postMessage")
     server.settle()
     fake.wait_until(lambda: export(db, "decisions")[-1]["ts"], message="for the adopted ts")
@@ -372,7 +372,7 @@ def test_loop_dm_posted_by_a_crashed_attempt_is_adopted(server, slack, fake, db)
     with db.session() as s:  # sent, but the process died before recording it
         s.execute(update(LoopNotification).where(LoopNotification.user_id == REP)
                   .values(status="pending", ts=None, channel=None))
-        s.execute(update(Job).where(Job.kind == "loop.notify").values(status="pending", run_after=datetime.now(UTC)))
+        s.execute(update(Job).where(Job.kind == "loop.notify").values(status="pending", run_after=clock.now()))
     server.settle()
     fake.wait_until(lambda: _loop_row(db, REP).status == "sent")
     assert len(fake.dms(REP)) == 1 and _loop_row(db, REP).ts == dm["ts"]
@@ -396,7 +396,7 @@ def test_loop_reply_once_even_after_done_jobs_are_pruned(server, slack, fake, db
 
     # Eight days later the done jobs are gone; an old copy of the DM is clicked again, twice.
     with db.session() as s:
-        s.execute(update(Job).where(Job.status == "done").values(done_at=datetime.now(UTC) - timedelta(days=8)))
+        s.execute(update(Job).where(Job.status == "done").values(done_at=clock.now() - timedelta(days=8)))
     assert server.rt.worker.prune() > 0
     for n in range(2):
         slack.block_action(user=REP, action_id="loop_reply", value=button["value"], channel=fake.dm_channel(REP),
@@ -409,7 +409,7 @@ def test_loop_reply_once_even_after_done_jobs_are_pruned(server, slack, fake, db
     with db.session() as s:
         row = s.scalars(select(LoopNotification).where(LoopNotification.user_id == REP)).one()
         row.replies = {k: {**v, "ts": None} for k, v in (row.replies or {}).items()}
-        s.execute(update(Job).where(Job.kind == "loop.reply").values(status="pending", run_after=datetime.now(UTC)))
+        s.execute(update(Job).where(Job.kind == "loop.reply").values(status="pending", run_after=clock.now()))
     server.settle()
     fake.wait_until(lambda: _reply_jobs_done(db) and _loop_row(db, REP).replies[fid.split("-")[1]]["ts"])
     assert len(fake.replies("C0ACME", src_ts)) == 1

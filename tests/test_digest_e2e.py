@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
+from bot import clock
 from bot.models import DigestRun, DigestSchedule
 from bot.services import schedules as sched_svc
 from tests.conftest import PM, REP
@@ -33,7 +34,7 @@ def _posted(db):
 
 
 def test_digest_now_posts_parent_thread_replies_and_chart(server, slack, fake, db):
-    now = datetime.now(UTC)
+    now = clock.now()
     seed(db, now=now)
     r = slack.command("/digest", "now", user=PM, channel="C0PRODUCT")
     assert r.status_code == 200 and r.json()["response_type"] == "ephemeral"
@@ -92,7 +93,7 @@ def test_two_runtimes_post_each_period_exactly_once(settings, fake, db):
     from bot.runtime import Runtime
     from bot.worker.digests import run_due
 
-    now = datetime.now(UTC)
+    now = clock.now()
     seed(db, now=now)
     with db.session() as s:  # a schedule that took effect two weeks ago: two periods are due
         sched_svc.save_schedule(s, team_id="T0001", channel="C0PRODUCT", cadence="daily", weekday=None,
@@ -106,7 +107,7 @@ def test_two_runtimes_post_each_period_exactly_once(settings, fake, db):
             barrier.wait()
             for _ in range(3):
                 with rt.db.session() as s:
-                    sched_svc.plan_runs(s, now=datetime.now(UTC))
+                    sched_svc.plan_runs(s, now=clock.now())
                 run_due(rt.db, rt.settings, lambda team, rt=rt: rt.slack.for_team(team))
         except BaseException as e:  # pragma: no cover - reported below
             errors.append(e)
@@ -131,7 +132,7 @@ def test_resumed_run_continues_the_thread_instead_of_a_second_parent(settings, f
     from bot.slack.client import SlackClients
     from bot.worker.digests import claim_run, process_claimed
 
-    now = datetime.now(UTC)
+    now = clock.now()
     seed(db, now=now)
     with db.session() as s:
         sched_svc.request_now(s, team_id="T0001", channel="C0PRODUCT", user=PM, now=now)
@@ -169,7 +170,7 @@ def test_resumed_run_continues_the_thread_instead_of_a_second_parent(settings, f
 def test_cli_print_and_json(settings, db, capsys, monkeypatch):
     from bot import cli
 
-    seed(db, now=datetime.now(UTC))
+    seed(db, now=clock.now())
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     monkeypatch.setenv("LOOPLINE_EMBEDDER", "tfidf")
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
@@ -183,7 +184,7 @@ def test_cli_print_and_json(settings, db, capsys, monkeypatch):
     assert cli.main(["digest", "--channel", "C0PRODUCT", "--print"]) == 0
     out = capsys.readouterr().out
     assert "Feedback digest" in out and "43 items" in out and WITHDRAWN not in out
-    since = (datetime.now(UTC) - timedelta(days=30)).date().isoformat()
+    since = (clock.now() - timedelta(days=30)).date().isoformat()
     assert cli.main(["digest", "--channel", "C0PRODUCT", "--json", "--since", since]) == 0
     assert json.loads(capsys.readouterr().out)["total"] == 47
 
@@ -206,7 +207,7 @@ def test_parent_posted_by_a_crashed_attempt_is_adopted_with_its_replies(settings
     from bot.slack.client import SlackClients
     from bot.worker.digests import claim_run, process_claimed
 
-    now = datetime.now(UTC)
+    now = clock.now()
     seed(db, now=now)
     with db.session() as s:
         sched_svc.request_now(s, team_id="T0001", channel="C0PRODUCT", user=PM, now=now)
@@ -231,7 +232,7 @@ def test_parent_post_answered_500_ends_with_one_parent(settings, fake, db):
     from bot.slack.client import SlackClients
     from bot.worker.digests import claim_run, process_claimed
 
-    now = datetime.now(UTC)
+    now = clock.now()
     seed(db, now=now)
     with db.session() as s:
         sched_svc.request_now(s, team_id="T0001", channel="C0PRODUCT", user=PM, now=now)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from bot import clock
 from bot.models import Decision, DigestRun, Feedback
 from bot.services import subscriptions as sub_svc
 from tests.conftest import ADMIN, PM, REP, REP2, export
@@ -44,7 +45,7 @@ def blocks_text(view: dict[str, Any]) -> str:
 
 
 def test_home_shows_feedback_decisions_announcements_subscriptions_and_themes(server, slack, fake, db):
-    seed(db, now=datetime.now(UTC))  # a realistic week of feedback so the digest has themes
+    seed(db, now=clock.now())  # a realistic week of feedback so the digest has themes
 
     # ADMIN captures two items (one by command, one by tagging a customer's message), REP2 one of their own.
     r = slack.command("/feedback", MINE, user=ADMIN, channel="C0SALES")
@@ -94,7 +95,7 @@ def test_home_shows_feedback_decisions_announcements_subscriptions_and_themes(se
     # Counts for the week and the open decisions: the overdue one flagged, the decided one gone.
     with db.read_session() as s:
         total = s.scalar(select(func.count()).select_from(Feedback).where(
-            Feedback.status == "active", Feedback.created_at >= datetime.now(UTC) - timedelta(days=7)))
+            Feedback.status == "active", Feedback.created_at >= clock.now() - timedelta(days=7)))
     assert total and total >= 20 and f"*{total}* feedback items in the last 7 days" in text
     assert "*2* open decisions" in text
     lines = {b_id: _line_with(home, b_id) for b_id in (overdue["id"], review["id"])}

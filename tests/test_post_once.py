@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from slack_sdk.errors import SlackApiError
 
+from bot import clock
 from bot.devtools.fakeslack import BOT_USER_ID
 from bot.slack.client import SlackClients
 from bot.worker.postonce import metadata, post_once
@@ -28,7 +29,7 @@ def test_no_mark_posts_with_metadata_and_no_lookup(client, fake):
 
 
 def test_marked_attempt_adopts_the_earlier_copy(client, fake):
-    started = datetime.now(UTC) - timedelta(seconds=5)
+    started = clock.now() - timedelta(seconds=5)
     fake.add_message("C0SALES", "someone else", user=REP)
     ts = fake.add_message("C0SALES", TEXT, user=BOT_USER_ID, bot_id="B0BOT", metadata=metadata("loopline_test", "7"))
     fake.add_message("C0SALES", "another key", user=BOT_USER_ID, metadata=metadata("loopline_test", "8"))
@@ -40,7 +41,7 @@ def test_marked_attempt_adopts_the_earlier_copy(client, fake):
 
 
 def test_thread_reply_and_dm_lookups(client, fake):
-    started = datetime.now(UTC)
+    started = clock.now()
     parent = fake.add_message("C0ACME", "parent", user=REP)
     ts = fake.add_message("C0ACME", TEXT, user=BOT_USER_ID, thread_ts=parent, metadata=metadata("loopline_test", "r"))
     p = post_once(client, channel="C0ACME", key_type="loopline_test", key="r", started=started, thread_ts=parent,

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from bot import clock
 from bot.models import Acknowledgement, Announcement, Delivery
 from bot.services.common import (
     ServiceError,
@@ -53,7 +54,7 @@ def create_announcement(session: Session, *, team_id: str, source_key: str, titl
                         decision_ids: list[int] | None = None, confirm_channel: str | None = None,
                         now: datetime | None = None) -> Created:
     """The announcement and one pending Delivery per subscribed channel; idempotent on `source_key`."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     title, body = title.strip(), body.strip()
     if not title:
         raise ServiceError("Give the announcement a title.")
@@ -98,7 +99,7 @@ def edit_announcement(session: Session, *, announcement_id: int, by: str, title:
                       send_at: datetime | None = None, announcers: frozenset[str] | set[str] = frozenset(),
                       now: datetime | None = None) -> Announcement:
     """New text for every copy: delivered ones are queued for chat.update (version_sent < version)."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     ann = _check_owner(session.get(Announcement, announcement_id, with_for_update=True), by, set(announcers))
     if ann.status in ("retracted", "cancelled"):
         raise ServiceError(f"{ann.public_id} was {ann.status}; it can't be edited.")
@@ -120,7 +121,7 @@ def retract_announcement(session: Session, *, announcement_id: int, by: str,
                          announcers: frozenset[str] | set[str] = frozenset(),
                          now: datetime | None = None) -> Announcement:
     """Copies not yet posted are never posted; posted ones are queued to be replaced by a notice."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     ann = _check_owner(session.get(Announcement, announcement_id, with_for_update=True), by, set(announcers))
     if ann.status in ("retracted", "cancelled"):
         return ann
@@ -157,7 +158,7 @@ def record_ack(session: Session, *, announcement_id: int, channel: str, user: st
     if session.get(Announcement, announcement_id) is None:
         return False
     return insert_ignore(session, Acknowledgement, {"announcement_id": announcement_id, "channel": channel,
-                                                    "user_id": user, "created_at": datetime.now(UTC)},
+                                                    "user_id": user, "created_at": clock.now()},
                          conflict=["announcement_id", "user_id"])
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from bot import clock
 from bot.models import Base, Job
 
 _SPACES = re.compile(r"\s+")
@@ -81,7 +82,7 @@ def queue_private(session: Session, *, key: str, team_id: str | None, user: str,
 
 
 def job_row(*, key: str, kind: str, team_id: str | None, payload: dict[str, Any], delay: float = 0.0) -> dict[str, Any]:
-    now = datetime.now(UTC)
+    now = clock.now()
     return {"key": key[:255], "kind": kind, "team_id": team_id, "payload": payload, "status": "pending",
             "attempts": 0, "run_after": now + timedelta(seconds=delay), "created_at": now, "locked_until": None,
             "locked_by": None, "error": None, "done_at": None}

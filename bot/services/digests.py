@@ -16,13 +16,14 @@ import logging
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import clock
 from bot.models import Decision, DecisionFeedback, Feedback
 from bot.settings import Settings
 from bot.themes import (
@@ -198,7 +199,7 @@ def build_digest(session: Session, *, team_id: str, channel: str, period_key: st
                  namer: Any = None, max_themes: int = 20, stale_days: int = 14,
                  now: datetime | None = None) -> DigestData:
     t0 = time.perf_counter()
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     length = end - start
     hist_start = start - length * (HISTORY_PERIODS - 1)
     q = (select(Feedback.id, Feedback.text, Feedback.kind, Feedback.area, Feedback.customer, Feedback.arr,

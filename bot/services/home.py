@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot import clock
 from bot.models import Area, Decision, Feedback, Subscription
 
 
@@ -29,7 +30,7 @@ class HomeData:
 
 
 def home_data(session: Session, *, team_id: str, user_id: str, now: datetime | None = None) -> HomeData:
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     week_ago, two_weeks = now - timedelta(days=7), now - timedelta(days=14)
     active = (Feedback.team_id == team_id, Feedback.status == "active")
     data = HomeData()

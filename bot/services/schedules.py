@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import clock
 from bot.models import DigestSchedule
 from bot.services.common import normalise_area, split_list
 
@@ -183,7 +184,7 @@ def save_schedule(session: Session, *, team_id: str, channel: str, cadence: str,
                   now: datetime | None = None) -> DigestSchedule:
     """Create or replace the channel's schedule. `updated_at` is when it took effect: the planner never
     creates runs for periods that ended before it."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     zone(timezone)  # fails loudly on garbage only via fallback; callers pass IANA names
     sched = get_schedule(session, team_id=team_id, channel=channel)
     if sched is None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bot import clock
 from bot.models import Area, Subscription
 from bot.services.common import insert_ignore, normalise_area, split_list
 
@@ -41,7 +41,7 @@ def ensure_area(session: Session, *, team_id: str, label: str, by: str | None) -
     """The area named `label`, created on first use. Returns (area, created)."""
     name = normalise_area(label)
     created = insert_ignore(session, Area, {"team_id": team_id, "name": name, "label": label.strip()[:80],
-                                            "created_by": by, "created_at": datetime.now(UTC)},
+                                            "created_by": by, "created_at": clock.now()},
                             conflict=["team_id", "name"])
     area = session.scalars(select(Area).where(Area.team_id == team_id, Area.name == name)).one()
     return area, created
@@ -60,7 +60,7 @@ def subscribe(session: Session, *, team_id: str, channel_id: str, text: str, by:
                 result.created.append(area.label)
         added = insert_ignore(session, Subscription,
                               {"team_id": team_id, "channel_id": channel_id, "area_id": area.id, "active": True,
-                               "created_by": by, "created_at": datetime.now(UTC)},
+                               "created_by": by, "created_at": clock.now()},
                               conflict=["team_id", "channel_id", "area_id"])
         if not added:
             # An inactive subscription (channel was archived, bot removed) comes back on a new /subscribe.

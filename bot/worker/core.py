@@ -17,12 +17,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from sqlalchemy import or_, select, update
 
+from bot import clock
 from bot.db import Database, is_postgres
 from bot.logging import bind
 from bot.models import Job
@@ -157,7 +158,7 @@ class Worker:
     # --- one pass ---------------------------------------------------------------------------------
 
     def claim(self, limit: int | None = None) -> list[Job]:
-        now = datetime.now(UTC)
+        now = clock.now()
         with self.db.session() as s:
             q = (
                 select(Job)
@@ -229,17 +230,17 @@ class Worker:
     def _finish(self, job: Job, status: str, error: str | None) -> None:
         with self.db.session() as s:
             s.execute(update(Job).where(Job.id == job.id).values(
-                status=status, error=error, locked_until=None, done_at=datetime.now(UTC)))
+                status=status, error=error, locked_until=None, done_at=clock.now()))
 
     def _retry(self, job: Job, delay: float, error: str) -> None:
         with self.db.session() as s:
             s.execute(update(Job).where(Job.id == job.id).values(
-                run_after=datetime.now(UTC) + timedelta(seconds=delay), locked_until=None, error=error))
+                run_after=clock.now() + timedelta(seconds=delay), locked_until=None, error=error))
 
     def prune(self, older_than: timedelta = timedelta(days=7)) -> int:
         """Done jobs are only dedup keys after a while; Slack never retries after hours."""
         from sqlalchemy import delete
 
         with self.db.session() as s:
-            r = s.execute(delete(Job).where(Job.status == "done", Job.done_at < datetime.now(UTC) - older_than))
+            r = s.execute(delete(Job).where(Job.status == "done", Job.done_at < clock.now() - older_than))
             return int(r.rowcount or 0)  # type: ignore[attr-defined]

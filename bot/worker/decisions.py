@@ -8,13 +8,14 @@ work already recorded and does nothing visible again.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import clock
 from bot.models import Announcement, Decision, Feedback, Job, LoopNotification
 from bot.services import decisions as svc
 from bot.services.common import is_workspace_admin, queue_private
@@ -44,7 +45,7 @@ def _flags(d: Decision, now: datetime, stale_days: int) -> tuple[str, ...]:
 
 
 def _card(ctx: JobContext, s: Session, d: Decision) -> tuple[str, list[dict[str, Any]]]:
-    return render.card(_summary(s, d), flags=_flags(d, datetime.now(UTC), ctx.settings.loopline_stale_days))
+    return render.card(_summary(s, d), flags=_flags(d, clock.now(), ctx.settings.loopline_stale_days))
 
 
 CARD_KEY, NOTE_KEY, LOOP_DM_KEY, LOOP_REPLY_KEY = ("loopline_decision_card", "loopline_decision_note",
@@ -212,7 +213,7 @@ def _begin_reply(ctx: JobContext, nid: int, fid: int) -> dict[str, Any] | None:
         replies = dict(row.replies or {})
         earlier = replies.get(str(fid))
         if earlier is None:
-            replies[str(fid)] = {"at": datetime.now(UTC).isoformat(), "ts": None}
+            replies[str(fid)] = {"at": clock.now().isoformat(), "ts": None}
             row.replies = replies  # a new dict: SQLAlchemy doesn't see in-place JSON changes
         return dict(earlier) if earlier else None
 
@@ -284,7 +285,7 @@ def _stale_days() -> int:
 
 
 def home_flags(session: Session, data: Any, team_id: str, user_id: str) -> None:
-    now, stale_days = datetime.now(UTC), _stale_days()
+    now, stale_days = clock.now(), _stale_days()
     for item in data.open_decisions:
         d = session.get(Decision, item["id"])
         if d is None:

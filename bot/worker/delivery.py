@@ -23,12 +23,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, exists, func, or_, select, update
 
-from bot import hooks
+from bot import clock, hooks
 from bot.db import Database, is_postgres
 from bot.models import Announcement, Delivery
 from bot.runtime import BACKGROUND
@@ -50,10 +50,6 @@ CHANNEL_GONE = frozenset({"channel_not_found", "is_archived", "not_in_channel"})
 # Errors on chat.update that mean there is no copy to change any more (deleted by a person, say).
 COPY_GONE = frozenset({"message_not_found", "cant_update_message", "channel_not_found", "is_inactive",
                        "is_archived", "edit_window_closed"})
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class TokenBucket:
@@ -218,7 +214,7 @@ class DeliveryLoop:
     # --- claiming --------------------------------------------------------------------------------------
 
     def claim(self) -> Claimed | None:
-        now = utcnow()
+        now = clock.now()
         cooling = self._cooling_channels()
         D, A = Delivery, Announcement
         with self.db.session() as s:
@@ -366,7 +362,7 @@ class DeliveryLoop:
     # --- recording -------------------------------------------------------------------------------------
 
     def _record_sent(self, c: Claimed, ts: str, *, adopted: bool = False) -> None:
-        now = utcnow()
+        now = clock.now()
         late = now - c.send_at > an_svc.LATE_AFTER
         with self.db.session() as s:
             s.execute(update(Delivery).where(Delivery.id == c.delivery_id, Delivery.status == "sending").values(
@@ -390,7 +386,7 @@ class DeliveryLoop:
             s.execute(update(Delivery).where(Delivery.id == c.delivery_id).values(**values))
 
     def _retry(self, c: Claimed, delay: float, error: str, *, known_unposted: bool, count: bool = True) -> None:
-        values: dict[str, Any] = {"locked_until": None, "next_attempt_at": utcnow() + timedelta(seconds=delay),
+        values: dict[str, Any] = {"locked_until": None, "next_attempt_at": clock.now() + timedelta(seconds=delay),
                                   "error": error[:255]}
         if not count:
             values["attempts"] = Delivery.attempts - 1

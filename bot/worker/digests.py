@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from bot import clock
 from bot.db import Database
 from bot.models import DigestRun, DigestSchedule, Feedback
 from bot.runtime import BACKGROUND, Runtime, periodic
@@ -59,7 +60,7 @@ _ACTIVE = ("pending", "posting")
 
 def claim_run(db: Database, *, now: datetime | None = None, run_id: int | None = None) -> int | None:
     """Take the lease on one due run (or on `run_id`); None if there is none or another poster has it."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     free = or_(DigestRun.locked_until.is_(None), DigestRun.locked_until < now)
     with db.session() as s:
         q = select(DigestRun.id).where(DigestRun.status.in_(_ACTIVE), free).order_by(DigestRun.id).limit(1)
@@ -134,7 +135,7 @@ def post_run(db: Database, settings: Settings, client: Any, run_id: int) -> Dige
     if run.summary is None:
         data = build_for_run(db, settings, run)
         run.summary = data.to_dict()
-        _save(db, run_id, summary=run.summary, locked_until=datetime.now(UTC) + LEASE)
+        _save(db, run_id, summary=run.summary, locked_until=clock.now() + LEASE)
     else:
         data = DigestData.from_dict(run.summary)
     messages = render.render_digest(data)
@@ -163,11 +164,11 @@ def post_run(db: Database, settings: Settings, client: Any, run_id: int) -> Dige
         done.append(landed.get(key) or _post(client, run.channel, msg, key_type=REPLY_KEY, key=key,
                                              thread_ts=run.ts))
         # Recorded one by one, with the lease renewed: a resumed run only has to look for the one in flight.
-        _save(db, run_id, reply_ts=list(done), locked_until=datetime.now(UTC) + LEASE)
+        _save(db, run_id, reply_ts=list(done), locked_until=clock.now() + LEASE)
     if data.themes and not any(str(x).startswith(FILE_PREFIX) for x in done):
         done.append(FILE_PREFIX + upload_chart(client, run.channel, run.ts, data))
         _save(db, run_id, reply_ts=list(done))
-    _save(db, run_id, status="posted", posted_at=datetime.now(UTC), locked_until=None, error=None)
+    _save(db, run_id, status="posted", posted_at=clock.now(), locked_until=None, error=None)
     run.reply_ts, run.status = done, "posted"
     return run
 
@@ -215,12 +216,12 @@ def process_claimed(db: Database, settings: Settings, client_for: Any, rid: int)
         if isinstance(e, TransientError) and attempts < MAX_ATTEMPTS:
             delay = e.retry_after if e.retry_after is not None else backoff(attempts)
             log.warning("digest run %s: transient %s, retry in %.1fs", rid, e, delay)
-            _save(db, rid, locked_until=datetime.now(UTC) + timedelta(seconds=delay), error=str(e)[:255])
+            _save(db, rid, locked_until=clock.now() + timedelta(seconds=delay), error=str(e)[:255])
             return
         if not isinstance(e, PermanentError | TransientError):
             log.exception("digest run %s crashed", rid)
             if attempts < 3:
-                _save(db, rid, locked_until=datetime.now(UTC) + timedelta(seconds=backoff(attempts)),
+                _save(db, rid, locked_until=clock.now() + timedelta(seconds=backoff(attempts)),
                       error=f"{type(e).__name__}: {e}"[:255])
                 return
         _save(db, rid, status="failed", locked_until=None, error=str(e)[:255] or type(e).__name__)
@@ -266,7 +267,7 @@ BACKGROUND.append(start_poster)
 @periodic("digest-plan", 30)
 def plan(rt: Runtime) -> None:
     with rt.db.session() as s:
-        n = sched_svc.plan_runs(s, now=datetime.now(UTC))
+        n = sched_svc.plan_runs(s, now=clock.now())
     if n:
         log.info("planned %d digest run(s)", n)
 
@@ -319,7 +320,7 @@ def save_schedule_job(ctx: JobContext, p: dict[str, Any]) -> None:
         if isinstance(classify(e), TransientError):
             raise
         log.warning("users.info for %s failed (%s); using %s", p["user"], slack_error(e), tz)
-    now = datetime.now(UTC)
+    now = clock.now()
     with ctx.db.session() as s:
         sched = sched_svc.save_schedule(s, team_id=ctx.team_id or "", channel=p["channel"], cadence=p["cadence"],
                                         weekday=p.get("weekday"), at_time=p["at_time"], timezone=tz,

@@ -24,6 +24,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from bot import clock
 from bot.worker.core import PermanentError, classify
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def mark_attempt(db: Any, model: Any, row_id: int) -> datetime | None:
             return None
         earlier: datetime | None = row.post_started_at
         if earlier is None:
-            row.post_started_at = datetime.now(UTC)
+            row.post_started_at = clock.now()
         return earlier
 
 

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.orm import Session
 
-from bot import hooks
+from bot import clock, hooks
 from bot.services import announcements as an_svc
 from bot.services import subscriptions as sub_svc
 from bot.services.common import ServiceError, enqueue, parse_public_ids
@@ -92,7 +92,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
         team, user = team_of(body), body["user"]["id"]
         meta = json.loads(view.get("private_metadata") or "{}")
         fields = render.read_modal(view["state"]["values"])
-        now = datetime.now(UTC)
+        now = clock.now()
         errors: dict[str, str] = {}
         if not fields["title"]:
             errors[Block.AN_TITLE] = "Give the announcement a title."

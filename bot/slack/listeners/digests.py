@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from sqlalchemy.orm import Session
 
+from bot import clock
 from bot.services import schedules as svc
 from bot.services.common import enqueue
 from bot.slack.edge import Edge, team_of
@@ -20,7 +20,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
     async def digest_command(ack: AsyncAck, body: dict[str, Any]) -> None:
         team, channel, user = team_of(body), body["channel_id"], body["user_id"]
         action, args = svc.parse_digest_args(body.get("text", ""))
-        now = datetime.now(UTC)
+        now = clock.now()
         if action == "usage":
             await ack(**render.usage("/digest", args["problem"], svc.FORMS))
             return
