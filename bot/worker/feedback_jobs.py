@@ -12,20 +12,54 @@ from bot.services import feedback as fb_svc
 from bot.services.common import enqueue, queue_private
 from bot.services.feedback import base_reaction
 from bot.slack.render import feedback as render
+from bot.slack.richtext import Names, attachments_text, blocks_text, is_placeholder, mentioned_ids
 from bot.worker.core import JobContext, handler, slack_error
 from bot.worker.events import on_event
 
 log = logging.getLogger(__name__)
 
 
-def message_text(msg: dict[str, Any]) -> str:
-    """A message's words: its text, else its attachments' fallbacks, else a note that it has none."""
+def message_text(msg: dict[str, Any], names: Names | None = None) -> str:
+    """A message's words: its text; when that is empty or Slack's placeholder for a blocks-only message,
+    its blocks, then its attachments, then its files' titles; else a note that it has none."""
     text = (msg.get("text") or "").strip()
-    if text:
+    if not is_placeholder(text):
         return text
-    parts = [a.get("fallback") or a.get("text") or "" for a in msg.get("attachments") or []]
-    parts += [f.get("title") or f.get("name") or "" for f in msg.get("files") or []]
-    return "\n".join(p for p in parts if p) or "(message without text)"
+    words = (blocks_text(msg.get("blocks"), names=names or _unknown)
+             or attachments_text(msg.get("attachments"), names=names or _unknown))
+    if words:
+        return words
+    files = [f.get("title") or f.get("name") or "" for f in msg.get("files") or []]
+    return "\n".join(f for f in files if f) or "(message without text)"
+
+
+def _unknown(_: str) -> str | None:
+    return None
+
+
+def words_of(ctx: JobContext, msg: dict[str, Any]) -> str:
+    """message_text, with the people and channels its rich text mentions shown by name ("@kaz")."""
+    if not is_placeholder(msg.get("text")):
+        return message_text(msg)
+    blocks = list(msg.get("blocks") or []) + [b for a in msg.get("attachments") or [] for b in a.get("blocks") or []]
+    names: dict[str, str | None] = {}
+    for mid in mentioned_ids(blocks):
+        names[mid] = _name_of(ctx, mid)
+    return message_text(msg, names.get)
+
+
+def _name_of(ctx: JobContext, mid: str) -> str | None:
+    """A display name for a mention; None (Slack's own `<@U1>` notation is kept) when Slack won't say."""
+    try:
+        if mid[:1] in ("U", "W"):
+            user = ctx.client().users_info(user=mid).get("user") or {}
+            profile = user.get("profile") or {}
+            return profile.get("display_name") or user.get("real_name") or user.get("name") or None
+        if mid[:1] in ("C", "G"):
+            return (ctx.client().conversations_info(channel=mid).get("channel") or {}).get("name") or None
+    except (SlackApiError, OSError):
+        log.info("no name for %s; keeping its id", mid)
+    return None  # user groups and teams: no scope to read them, the id stays
 
 
 @on_event("reaction_added")
@@ -49,17 +83,19 @@ def reaction_added(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) 
                 log.info("reacted message is gone; nothing to capture")
                 return
             raise
+    # Names are looked up (for a blocks-only message) before the transaction: no Web API call holds it.
+    words = words_of(ctx, msg) if msg else ""
     with ctx.db.session() as s:
         item, created = fb_svc.capture_feedback(
             s, team_id=team, source="reaction", source_key=fb_svc.message_key(team, channel, ts),
-            text=message_text(msg) if msg else "", text_pending=not msg, channel=channel, ts=ts,
+            text=words, text_pending=not msg, channel=channel, ts=ts,
             thread_ts=msg.get("thread_ts"), permalink=msg.get("permalink"),
             reporter=msg.get("user") or event.get("item_user"), captured_by=None, kind=kind)
         new_vote = fb_svc.add_vote(s, feedback_id=item.id, user_id=user, via=f"reaction:{reaction}")
         if created:
             item.captured_by = user
         elif msg:
-            fb_svc.fill_from_slack(s, feedback_id=item.id, text=message_text(msg), permalink=msg.get("permalink"),
+            fb_svc.fill_from_slack(s, feedback_id=item.id, text=words, permalink=msg.get("permalink"),
                                    reporter=msg.get("user"))
         s.refresh(item, ["votes"])
         if created or new_vote:
@@ -94,17 +130,19 @@ def reaction_removed(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]
 
 @on_event("message")
 @on_event("message", "file_share")
+@on_event("message", "me_message")  # "/me is thrilled": a person's own top-level words
 def watched_message(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) -> None:
     team, channel, ts = env["team_id"], event["channel"], event["ts"]
     if event.get("bot_id") or (event.get("thread_ts") and event["thread_ts"] != ts):
         return
+    text = words_of(ctx, event)
     with ctx.db.session() as s:
         ch = channel_svc.get_channel(s, team_id=team, channel_id=channel)
         if ch is None or not ch.watched:
             return  # unwatched between the ack and now
         item, created = fb_svc.capture_feedback(
             s, team_id=team, source="watch", source_key=fb_svc.message_key(team, channel, ts),
-            text=message_text(event), channel=channel, ts=ts, reporter=event.get("user"))
+            text=text, channel=channel, ts=ts, reporter=event.get("user"))
         if created:
             enqueue(s, key=f"enrich:{item.id}", kind="feedback.enrich", team_id=team,
                     payload={"feedback_id": item.id, "channel": channel, "ts": ts})
@@ -117,11 +155,15 @@ def source_edited(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) -
     ts = msg.get("ts") or (event.get("previous_message") or {}).get("ts")
     if not channel or not ts:
         return
+    with ctx.db.read_session() as s:
+        if fb_svc.find_by_message(s, team_id=env["team_id"], channel=channel, ts=ts) is None:
+            return  # not the source of anything captured
+    text = words_of(ctx, msg)
     with ctx.db.session() as s:
         if msg.get("subtype") == "tombstone":  # a thread parent deleted while its replies live on
             fb_svc.follow_delete(s, team_id=env["team_id"], channel=channel, ts=ts)
         else:
-            fb_svc.follow_edit(s, team_id=env["team_id"], channel=channel, ts=ts, text=message_text(msg))
+            fb_svc.follow_edit(s, team_id=env["team_id"], channel=channel, ts=ts, text=text)
 
 
 @on_event("message", "message_deleted")

@@ -637,6 +637,7 @@ class FakeSlack:
         bot_id: str | None = None,
         files: list[dict[str, Any]] | None = None,
         metadata: dict[str, Any] | None = None,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> str:
         """Seed a message as if a person posted it; returns its ts."""
         with self._lock:
@@ -655,6 +656,8 @@ class FakeSlack:
                 msg["blocks"] = blocks
             if files:
                 msg["files"] = files
+            if attachments:
+                msg["attachments"] = attachments
             if metadata:
                 msg["metadata"] = metadata
             msg["team"] = ch.get("team_id", TEAM_ID)

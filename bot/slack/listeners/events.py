@@ -13,6 +13,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.services.feedback import base_reaction
 from bot.slack.edge import Edge, team_of
+from bot.slack.richtext import is_placeholder
 
 # The events in slack-manifest.yml (bot events); `message` covers message.channels and message.groups.
 SUBSCRIBED_EVENTS = (
@@ -32,7 +33,8 @@ SUBSCRIBED_EVENTS = (
 )
 MANIFEST_BOT_EVENTS = (*tuple(e for e in SUBSCRIBED_EVENTS if e not in ("message", "app_uninstalled", "tokens_revoked")), "message.channels", "message.groups", "app_uninstalled", "tokens_revoked")
 
-_IGNORED_MESSAGE_SUBTYPES = None  # plain human messages have no subtype
+# A person's own top-level words: plain (no subtype), with a file (a screenshot with words), or "/me …".
+WATCHED_SUBTYPES = (None, "file_share", "me_message")
 
 
 def worth_keeping(edge: Edge, team: str, event: dict[str, Any]) -> bool:
@@ -44,12 +46,17 @@ def worth_keeping(edge: Edge, team: str, event: dict[str, Any]) -> bool:
     if etype == "message":
         subtype = event.get("subtype")
         if subtype == "message_changed":
-            # Unfurls and reactions also arrive as message_changed; only a change of words matters.
-            return (event.get("message") or {}).get("text") != (event.get("previous_message") or {}).get("text")
+            # Unfurls and reactions also arrive as message_changed; only a change of words matters (for a
+            # blocks-only message the words are in its blocks, its text being a placeholder).
+            new, old = event.get("message") or {}, event.get("previous_message") or {}
+            return new.get("text") != old.get("text") or (
+                is_placeholder(new.get("text")) and new.get("blocks") != old.get("blocks"))
         if subtype == "message_deleted":
             return True  # might be the source of a captured item; the worker checks
-        if subtype not in (None, "file_share") or event.get("bot_id") or not event.get("user"):
-            return False  # joins, bots, channel topics...: never feedback (a screenshot with words is)
+        if subtype not in WATCHED_SUBTYPES or event.get("bot_id") or not event.get("user"):
+            # Joins, bots, channel topics...: never feedback. A thread_broadcast ("also send to channel")
+            # is a thread reply: left to reactions, like every reply (README, "Capture").
+            return False
         thread_ts = event.get("thread_ts")
         if thread_ts and thread_ts != event.get("ts"):
             return False  # thread replies are conversation about feedback, not new feedback
