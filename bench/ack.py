@@ -2,10 +2,12 @@
 
 Both servers run on loopback in their own process, one after the other, under the same load: wrk with
 20 connections replaying pre-signed `/feedback <text>` commands and `reaction_added` events (every
-request unique, so Loopline really writes each one to its inbox). Prints requests/s, p50 and p99 for
+request unique, so Loopline really writes each one to its inbox), and with `--kinds message` messages in
+channels nobody watches (checked and dropped at the edge). Prints requests/s, p50 and p99 for
 each and the ratio. Needs `wrk` (Debian package).
 
     python bench/ack.py --db sqlite            # or --db postgres, --duration 10, --connections 20
+    python bench/ack.py --kinds message,event  # which requests (default command,event)
 """
 
 from __future__ import annotations
@@ -54,6 +56,17 @@ def write_requests(path: Path, kind: str, n: int) -> str:
                                   "command": "/feedback", "text": f"{TEXTS[i % len(TEXTS)]} #{i}",
                                   "api_app_id": "A0001", "response_url": "http://127.0.0.1:9/hook",
                                   "trigger_id": f"{i}.{ts}.{uuid.uuid4().hex[:12]}"})
+            elif kind == "message":
+                # Chatter in a channel nobody watches: acked and dropped at the edge (after its one
+                # indexed read), never queued.
+                body = json.dumps({
+                    "token": "x", "team_id": "T0001", "api_app_id": "A0001", "type": "event_callback",
+                    "event_id": f"Ev{uuid.uuid4().hex[:12].upper()}", "event_time": int(ts),
+                    "event": {"type": "message", "user": f"U{i % 50:04d}", "text": TEXTS[i % len(TEXTS)],
+                              "channel": f"C{i % 40:04d}CHAT", "channel_type": "channel",
+                              "ts": f"{ts}.{i:06d}", "event_ts": f"{ts}.{i:06d}", "team": "T0001"},
+                    "authorizations": [{"team_id": "T0001", "user_id": "UBOT", "is_bot": True}],
+                })
             else:
                 body = json.dumps({
                     "token": "x", "team_id": "T0001", "api_app_id": "A0001", "type": "event_callback",
@@ -104,6 +117,8 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=20)
     ap.add_argument("--no-worker", action="store_true", help="measure the edge alone (worker not draining)")
+    ap.add_argument("--kinds", default="command,event",
+                    help="comma-separated: command (/feedback), event (reaction_added), message (unwatched chatter)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         print("bench/ack.py needs wrk: apt-get install wrk", file=sys.stderr)
@@ -116,7 +131,7 @@ def main() -> int:
     fake.add_channel("C0SALES", "sales")
     fake.add_channel("C0ACME", "ext-acme")
     n = 20_000 * max(1, args.duration // 5)
-    files = {k: (tmp / f"{k}.txt", write_requests(tmp / f"{k}.txt", k, n)) for k in ("command", "event")}
+    files = {k: (tmp / f"{k}.txt", write_requests(tmp / f"{k}.txt", k, n)) for k in args.kinds.split(",")}
 
     if args.db == "postgres":
         import psycopg

@@ -35,6 +35,10 @@ def main() -> None:
     async def reaction(body: Any) -> None:
         return None
 
+    @app.event("message")
+    async def message(body: Any) -> None:
+        return None
+
     handler = AsyncSlackRequestHandler(app)
 
     async def events(request: Request) -> Response:

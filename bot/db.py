@@ -107,6 +107,53 @@ class Database:
         self.engine.dispose()
 
 
+class PointReader:
+    """One-row reads on the ack path, over a dedicated autocommit DBAPI connection.
+
+    Checking a connection out of SQLAlchemy's pool and wrapping the SELECT in BEGIN/ROLLBACK cost
+    ~0.3 ms on SQLite; the indexed read itself ~10 µs. The edge runs on one event-loop thread, so one
+    connection serves it; after any error the connection is dropped and reopened on the next read.
+    """
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._conn: Any = None
+        self._sql: dict[Any, tuple[str, tuple[str, ...] | None]] = {}
+
+    def scalar(self, stmt: Any, values: dict[str, Any]) -> Any:
+        """`stmt`'s first column of its first row (None if no row); `values` binds its parameters by name."""
+        sql, order = self._sql.get(stmt) or self._compile(stmt)
+        args = tuple(values[k] for k in order) if order is not None else values
+        try:
+            if self._conn is None:
+                self._conn = self.engine.raw_connection()
+                if self.engine.dialect.name == "postgresql":
+                    self._conn.driver_connection.autocommit = True  # no transaction left open between reads
+            cur = self._conn.cursor()
+            try:
+                cur.execute(sql, args)
+                row = cur.fetchone()
+            finally:
+                cur.close()
+        except Exception:
+            self.close()
+            raise
+        return row[0] if row else None
+
+    def _compile(self, stmt: Any) -> tuple[str, tuple[str, ...] | None]:
+        compiled = stmt.compile(dialect=self.engine.dialect)
+        self._sql[stmt] = (str(compiled), tuple(compiled.positiontup or ()) if compiled.positional else None)
+        return self._sql[stmt]
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.invalidate()  # not back to the pool: its autocommit mode is ours
+            except Exception:
+                pass
+
+
 def alembic_config(url: str | None = None) -> Any:
     from alembic.config import Config
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.models import Channel
@@ -43,24 +43,10 @@ def set_account(session: Session, *, team_id: str, channel_id: str, customer: st
     return ch
 
 
-def watched_channels(session: Session, *, team_id: str | None = None,
-                     include_archived: bool = False) -> set[tuple[str, str]]:
-    q = select(Channel.team_id, Channel.channel_id).where(Channel.watched.is_(True))
-    if not include_archived:
-        q = q.where(Channel.archived.is_(False))
-    if team_id:
-        q = q.where(Channel.team_id == team_id)
-    return {(t, c) for t, c in session.execute(q)}
-
-
-# One row by its unique key (uq_channels_team_channel); built once, run with bound parameters.
-_WATCHED = select(Channel.watched).where(Channel.team_id == bindparam("team_id"),
-                                         Channel.channel_id == bindparam("channel_id"))
-
-
-def is_watched(conn: Connection | Session, *, team_id: str, channel_id: str) -> bool:
-    """Whether watch mode is on for the channel (archived or not: its messages come back on unarchive)."""
-    return bool(conn.execute(_WATCHED, {"team_id": team_id, "channel_id": channel_id}).scalar())
+# Whether watch mode is on for a channel, archived or not (its messages come back on unarchive): one row
+# by its unique key (uq_channels_team_channel), bound by name (team_id, channel_id).
+WATCHED_FLAG = select(Channel.watched).where(Channel.team_id == bindparam("team_id"),
+                                             Channel.channel_id == bindparam("channel_id"))
 
 
 def mark_archived(session: Session, *, team_id: str, channel_id: str, archived: bool = True) -> None:

@@ -85,7 +85,6 @@ def register(app: AsyncApp, edge: Edge) -> None:
                 return changed
 
             changed = await edge.write(toggle)
-            edge.invalidate_watched()
             if watched:
                 msg = ("Watching this channel: each new top-level message is captured as feedback "
                        "(thread replies and bots are left out). `/feedback unwatch` stops it."
