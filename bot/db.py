@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -148,10 +149,8 @@ class PointReader:
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):
                 conn.invalidate()  # not back to the pool: its autocommit mode is ours
-            except Exception:
-                pass
 
 
 def alembic_config(url: str | None = None) -> Any:

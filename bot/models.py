@@ -66,7 +66,8 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(64))
     team_id: Mapped[str | None] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|done|failed
+    # pending|done|failed|abandoned (the workspace removed Loopline or its token died: no retry can work)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     run_after: Mapped[datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column(default=None)
@@ -79,6 +80,22 @@ class Job(Base):
 
 
 # --- workspace and channel configuration --------------------------------------------------------
+
+
+class Workspace(Base):
+    """Which installation serves a workspace, in multi-workspace (OAuth) mode: its enterprise and whether
+    the install is org-wide. Everything else is keyed by the workspace where things happened
+    (`team_id`); Bolt finds a bot by (enterprise_id, team_id, is_enterprise_install), so work done
+    without a request (jobs, deliveries, digests) looks the installation up with what is recorded here,
+    as the edge saw it on the last request the installation authorised."""
+
+    __tablename__ = "workspaces"
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enterprise_id: Mapped[str | None] = mapped_column(String(32))
+    is_enterprise_install: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_workspaces_enterprise", "enterprise_id"),)
 
 
 class Channel(Base):

@@ -49,11 +49,11 @@ class Runtime:
             from bot.slack.oauth import make_stores
 
             self.oauth_stores = make_stores(settings.slack_client_id or "", self.db.engine)
-        self.slack = SlackClients(settings, self.oauth_stores[0] if self.oauth_stores else None)
+        self.slack = SlackClients(settings, self.oauth_stores[0] if self.oauth_stores else None, self.db)
         self.worker = Worker(self.db, self.slack, settings)
         self.writer = GroupCommitter(self.db, on_commit=self.worker.wake)
         self.worker.edge_busy = self.writer.busy
-        self.edge = Edge(settings, self.db, self.writer)
+        self.edge = Edge(settings, self.db, self.writer, multi_workspace=self.oauth_stores is not None)
         self.scheduler: Any = None
         self._stoppers: list[Callable[[], None]] = []
         self._identity: dict[str, Any] | None = None

@@ -110,14 +110,15 @@ def settings(fake: FakeSlack, db_url: str) -> Settings:
 
 
 class RunningServer:
-    def __init__(self, settings: Settings, *, scheduler: bool = True):
+    def __init__(self, settings: Settings, *, scheduler: bool = True, background: bool = True):
+        """`background=False`: no worker thread; the test drains `rt.worker` itself (work queued, not yet run)."""
         import uvicorn
 
         from bot.runtime import Runtime
         from bot.server import create_asgi_app
 
         self.rt = Runtime(settings)
-        app = create_asgi_app(self.rt, scheduler=scheduler)
+        app = create_asgi_app(self.rt, background=background, scheduler=scheduler)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))

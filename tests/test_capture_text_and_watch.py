@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CUSTOMER, PM, REP, RunningServer, export
 from bot.devtools.slack_requests import TEAM
+from tests.conftest import CUSTOMER, PM, REP, RunningServer, export
 from tests.support.slack_requests import SlackSender
 
 PAYLOADS = Path(__file__).parent / "data" / "slack_payloads"

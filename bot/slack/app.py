@@ -38,7 +38,7 @@ def build_app(edge: Edge, *, bot_identity: dict[str, Any] | None = None, oauth_s
             **common,
             client=make_async_web_client(settings, None),
             installation_store=AsyncInstallationStoreAdapter(installs),
-            authorize=StoredBotAuthorize(installs),  # type: ignore[arg-type]  # Bolt accepts AsyncAuthorize
+            authorize=StoredBotAuthorize(installs, edge.db),  # type: ignore[arg-type]  # Bolt accepts AsyncAuthorize
             oauth_settings=AsyncOAuthSettings(
                 client_id=settings.slack_client_id or "",
                 client_secret=settings.secret("slack_client_secret") or "",

@@ -17,6 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.db import Database
 from bot.settings import Settings
 
 
@@ -51,18 +52,33 @@ class NoInstallation(Exception):
     """No bot token is known for this workspace (uninstalled, or never installed)."""
 
 
+def bot_for_workspace(store: Any, db: Database | None, team_id: str) -> Any | None:
+    """The stored bot serving a workspace, found as Bolt finds it for a request: with the enterprise id
+    and org-wide flag of the installation that authorises the workspace's requests (recorded by the edge,
+    bot.services.workspaces). A workspace never seen is looked up as a standalone one."""
+    key = None
+    if db is not None:
+        from bot.services import workspaces as ws_svc
+
+        with db.read_session() as s:
+            key = ws_svc.installation_of(s, team_id=team_id)
+    enterprise_id, org_wide = key or (None, False)
+    return store.find_bot(enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=org_wide)
+
+
 class SlackClients:
     """Hands the worker a WebClient for a workspace: the single bot token, or the OAuth installation's."""
 
-    def __init__(self, settings: Settings, installation_store: Any | None = None):
+    def __init__(self, settings: Settings, installation_store: Any | None = None, db: Database | None = None):
         self.settings = settings
         self.installation_store = installation_store
+        self.db = db
         self._lock = threading.Lock()
         self._cache: dict[tuple[str | None, bool], WebClient] = {}
 
     def token_for(self, team_id: str | None) -> str:
         if self.installation_store is not None:
-            bot = self.installation_store.find_bot(enterprise_id=None, team_id=team_id)
+            bot = bot_for_workspace(self.installation_store, self.db, team_id) if team_id else None
             if bot is None or not bot.bot_token:
                 raise NoInstallation(f"no installation for team {team_id}")
             return str(bot.bot_token)

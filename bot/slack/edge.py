@@ -1,4 +1,4 @@
-"""What every listener needs: settings, the group-committed database writer, small caches."""
+"""What every listener needs: settings, the group-committed database writer, the workspace of a request."""
 
 from __future__ import annotations
 
@@ -8,17 +8,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from slack_bolt.request.internals import extract_team_id
+from slack_bolt.request.internals import extract_enterprise_id, extract_is_enterprise_install, extract_team_id
 from sqlalchemy.orm import Session
 
 from bot.db import Database, PointReader
 from bot.groupcommit import GroupCommitter
 from bot.models import Job
 from bot.services import channels as channel_svc
+from bot.services import workspaces as ws_svc
 from bot.services.common import job_row
 from bot.settings import Settings
 
 T = TypeVar("T")
+UNKNOWN_TEAM = "T_UNKNOWN"  # only for org-level lifecycle events, which happen in no workspace
 
 
 @dataclass
@@ -26,10 +28,31 @@ class Edge:
     settings: Settings
     db: Database
     writer: GroupCommitter
+    multi_workspace: bool = False  # OAuth installs: record which installation serves each workspace
     _tasks: set[Any] = field(default_factory=set)
+    _known: set[tuple[str, str | None, bool]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._reader = PointReader(self.db.engine)
+
+    async def workspace(self, body: dict[str, Any], context: Any) -> str:
+        """team_of(body), once the worker can find the installation serving that workspace.
+
+        Jobs, deliveries and digests are keyed by workspace; Bolt finds a bot by enterprise id, workspace
+        and whether the install is org-wide. The first request a process sees for a workspace records
+        the installation that authorised it (bot.services.workspaces), committed before any job the
+        request queues; later requests cost a set lookup.
+        """
+        team = team_of(body)
+        result = getattr(context, "authorize_result", None)
+        if self.multi_workspace and result is not None and result.bot_token:
+            # The stored installation's own ids: an org-wide one has no workspace of its own.
+            key = (team, result.enterprise_id, result.team_id is None)
+            if key not in self._known:
+                await self.writer.run(lambda s: ws_svc.remember(s, team_id=team, enterprise_id=key[1],
+                                                                is_enterprise_install=key[2]))
+                self._known.add(key)
+        return team
 
     async def write(self, fn: Callable[[Session], T]) -> T:
         """Run `fn` in a group-committed transaction; returns once it is durable."""
@@ -68,6 +91,32 @@ class Edge:
 
 
 def team_of(body: dict[str, Any]) -> str:
-    """The workspace a payload belongs to: the installation's, as Bolt resolves it (in a Slack Connect
-    channel `authorizations[0]` / `view.app_installed_team_id`, not the other organisation's team)."""
-    return str(extract_team_id(body) or "T_UNKNOWN")
+    """The workspace a payload belongs to, under which Loopline keeps what it captures.
+
+    A workspace install (single workspace, Enterprise Grid, Slack Connect): the installation's workspace,
+    as Bolt resolves it (in a Connect channel `authorizations[0]` / `view.app_installed_team_id`, never
+    the other organisation's team). An org-wide install has no workspace of its own
+    (`authorizations[0].team_id` null, `view.app_installed_team_id` the enterprise id): the workspace the
+    event happened in, read only from fields that belong to the installing organisation.
+    """
+    team = extract_team_id(body)
+    if team and not extract_is_enterprise_install(body) and not str(team).startswith("E"):
+        return str(team)
+    return _where_it_happened(body, extract_enterprise_id(body)) or UNKNOWN_TEAM
+
+
+def _where_it_happened(body: dict[str, Any], enterprise_id: str | None) -> str | None:
+    def workspace_id(value: Any) -> str | None:
+        return value if isinstance(value, str) and value and not value.startswith("E") else None
+
+    # Envelopes name a (team, enterprise) pair twice; in a Connect channel one may be the other side's.
+    for team, enterprise in ((body.get("context_team_id"), body.get("context_enterprise_id")),
+                             (body.get("team_id"), body.get("enterprise_id"))):
+        if workspace_id(team) and enterprise == enterprise_id:
+            return str(team)
+    event: dict[str, Any] = body["event"] if isinstance(body.get("event"), dict) else {}
+    candidates = [] if body.get("is_ext_shared_channel") else [event.get("team"), event.get("user_team")]
+    for part, key in (("view", "team_id"), ("team", "id"), ("user", "team_id")):
+        if isinstance(body.get(part), dict):
+            candidates.append(body[part].get(key))
+    return next((str(c) for c in candidates if workspace_id(c)), None)

@@ -65,7 +65,7 @@ def manifest(url: str) -> dict[str, Any]:
         "settings": {
             "event_subscriptions": {"request_url": events_url, "bot_events": sorted(MANIFEST_BOT_EVENTS)},
             "interactivity": {"is_enabled": True, "request_url": events_url},
-            "org_deploy_enabled": False,
+            "org_deploy_enabled": True,  # org-wide installs on Enterprise Grid (README, "Install shapes")
             "socket_mode_enabled": False,
             "token_rotation_enabled": False,
         },

@@ -14,6 +14,9 @@ from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import Engine
 
+from bot.db import Database
+from bot.slack.client import bot_for_workspace
+
 
 def make_stores(client_id: str, engine: Engine) -> tuple[SQLAlchemyInstallationStore, SQLAlchemyOAuthStateStore]:
     installs = SQLAlchemyInstallationStore(client_id=client_id, engine=engine)
@@ -68,20 +71,32 @@ class StoredBotAuthorize(AsyncAuthorize):
 
     Bolt's installation-store authorize calls auth.test for every request (its cache is off by
     default) — a Web API call before every ack. The installation already holds the bot's token, id
-    and user id, which is all the listeners need.
+    and user id, which is all the listeners need. It is found exactly as Bolt finds it: enterprise id,
+    workspace and whether the request comes through an org-wide install.
     """
 
-    def __init__(self, store: SQLAlchemyInstallationStore):
+    def __init__(self, store: SQLAlchemyInstallationStore, db: Database | None = None):
         super().__init__()
         self.store = store
+        self.db = db
 
     async def __call__(self, *, context: Any, enterprise_id: str | None, team_id: str | None,
                        user_id: str | None, **_: Any) -> AuthorizeResult | None:
-        bot = await asyncio.to_thread(self.store.find_bot, enterprise_id=enterprise_id, team_id=team_id)
+        bot = await asyncio.to_thread(self._find, enterprise_id, team_id, bool(context.is_enterprise_install))
         if bot is None or not bot.bot_token:
             return None
         return AuthorizeResult(enterprise_id=bot.enterprise_id, team_id=bot.team_id, bot_token=bot.bot_token,
                                bot_id=bot.bot_id, bot_user_id=bot.bot_user_id, bot_scopes=bot.bot_scopes)
+
+
+    def _find(self, enterprise_id: str | None, team_id: str | None, org_wide: bool) -> Bot | None:
+        bot = self.store.find_bot(enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=org_wide)
+        if bot is None and team_id and not org_wide:
+            # A modal opened in a Slack Connect channel and submitted from the other organisation names
+            # *their* enterprise beside *our* workspace (view.app_installed_team_id; Bolt's own note in
+            # extract_team_id): our workspace's installation is the one to use.
+            bot = bot_for_workspace(self.store, self.db, team_id)
+        return bot
 
 
 class AsyncStateStoreAdapter(AsyncOAuthStateStore):

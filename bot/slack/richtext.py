@@ -79,7 +79,7 @@ def _block(block: dict[str, Any], names: Names) -> str:
     if kind == "rich_text":
         return "\n".join(_rich_element(e, names) for e in block.get("elements") or [] if isinstance(e, dict))
     if kind in ("header", "section"):
-        texts = [block.get("text")] + list(block.get("fields") or [])
+        texts = [block.get("text"), *(block.get("fields") or [])]
         return "\n".join(t["text"] for t in texts if isinstance(t, dict) and t.get("text"))
     if kind == "context":
         return " ".join(e["text"] for e in block.get("elements") or []

@@ -42,6 +42,17 @@ class PermanentError(Exception):
     pass
 
 
+class Abandoned(PermanentError):
+    """The workspace no longer has Loopline (uninstalled, token revoked, account or workspace gone): no
+    later attempt can reach Slack for it. Recorded with the reason, never retried, never silent."""
+
+
+# Slack's answers for a token that is dead for good (the workspace removed the app, or the workspace,
+# org access or bot user is gone), as opposed to a call that was merely wrong.
+DEAD_TOKEN_ERRORS = frozenset({"token_revoked", "invalid_auth", "account_inactive", "not_authed",
+                               "team_access_not_granted", "team_not_found", "no_permission_for_team"})
+
+
 def slack_error(e: SlackApiError) -> str:
     try:
         return str(e.response.get("error") or "unknown_error")
@@ -61,11 +72,13 @@ def classify(e: BaseException) -> BaseException:
             return TransientError(code, retry_after)
         if status >= 500 or code in ("internal_error", "fatal_error", "service_unavailable", "request_timeout"):
             return TransientError(code)
+        if code in DEAD_TOKEN_ERRORS:
+            return Abandoned(code)
         return PermanentError(code)
     if isinstance(e, SlackRequestError | OSError | TimeoutError):
         return TransientError(type(e).__name__)
     if isinstance(e, NoInstallation):
-        return PermanentError(str(e))
+        return Abandoned(str(e))
     return e
 
 
@@ -218,6 +231,11 @@ class Worker:
                     delay = e.retry_after if e.retry_after is not None else backoff(job.attempts)
                     log.warning("job %s: transient %s, retry in %.1fs", job.key, e, delay)
                     self._retry(job, delay, str(e))
+                    return
+                if isinstance(e, Abandoned):
+                    reason = f"{e}: workspace {job.team_id} removed Loopline or its token was revoked"
+                    log.warning("job %s abandoned: %s", job.key, reason)
+                    self._finish(job, "abandoned", reason[:500])
                     return
                 if isinstance(e, PermanentError | TransientError):
                     log.warning("job %s failed: %s", job.key, e)

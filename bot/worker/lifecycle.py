@@ -7,6 +7,7 @@ from typing import Any
 
 from bot import hooks
 from bot.services import channels as channel_svc
+from bot.services import workspaces as ws_svc
 from bot.worker.core import JobContext
 from bot.worker.events import on_event
 
@@ -16,13 +17,22 @@ log = logging.getLogger(__name__)
 @on_event("app_uninstalled")
 @on_event("tokens_revoked")
 def uninstalled(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) -> None:
-    store = ctx.slack.installation_store
-    if store is not None and event.get("type") == "app_uninstalled":
-        store.delete_all(enterprise_id=None, team_id=env["team_id"])
-    elif store is not None:
-        for _ in (event.get("tokens") or {}).get("bot") or []:
-            store.delete_bot(enterprise_id=None, team_id=env["team_id"])
-    log.info("workspace %s: %s", env["team_id"], event.get("type"))
+    """What was queued for a workspace that removed Loopline is abandoned, with the reason.
+
+    The installation itself was deleted at the edge, before the ack (bot/slack/listeners/events.py), so
+    nothing new is queued for it; jobs already queued would only fail one by one against a dead token.
+    """
+    etype = event.get("type", "")
+    if etype == "tokens_revoked" and not (event.get("tokens") or {}).get("bot"):
+        return  # people's own tokens only: Loopline works with the bot token
+    installation = env.get("installation") or {"enterprise_id": None, "team_id": env.get("team_id")}
+    with ctx.db.session() as s:
+        teams = ws_svc.served_by(s, enterprise_id=installation.get("enterprise_id"),
+                                 team_id=installation.get("team_id"))
+        n = ws_svc.abandon_jobs(s, team_ids=teams, except_id=ctx.job_id,
+                                reason=f"{etype}: workspace {', '.join(teams)} removed Loopline before this ran")
+    log.warning("%s for %s (workspaces %s): %d queued job(s) abandoned", etype,
+                installation.get("enterprise_id") or installation.get("team_id"), ", ".join(teams) or "none", n)
 
 
 @on_event("channel_archive")

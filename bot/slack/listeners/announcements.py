@@ -13,7 +13,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.orm import Session
@@ -88,8 +88,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
                 return [], "; ".join(problems)[:1900]
         return ids, None
 
-    async def announce_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        team, user = team_of(body), body["user"]["id"]
+    async def announce_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext) -> None:
+        team, user = await edge.workspace(body, context), body["user"]["id"]
         meta = json.loads(view.get("private_metadata") or "{}")
         fields = render.read_modal(view["state"]["values"])
         now = clock.now()
@@ -177,8 +177,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
     app.action(Action.ANNOUNCE_EDIT)(ack=ack_only, lazy=[open_edit_modal])
 
     def manage(kind: str) -> Any:
-        async def handle(ack: AsyncAck, body: dict[str, Any]) -> None:
-            team, user = team_of(body), body["user"]["id"]
+        async def handle(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+            team, user = await edge.workspace(body, context), body["user"]["id"]
             aid = int(body["actions"][0]["value"])
             url = body.get("response_url")
             key = f"an-{kind}:{aid}:{body['actions'][0].get('action_ts', '')}"
@@ -207,8 +207,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     # --- "Got it" on each copy -------------------------------------------------------------------------
 
-    async def got_it(ack: AsyncAck, body: dict[str, Any]) -> None:
-        team, user = team_of(body), body["user"]["id"]
+    async def got_it(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        team, user = await edge.workspace(body, context), body["user"]["id"]
         aid = int(body["actions"][0]["value"])
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
 

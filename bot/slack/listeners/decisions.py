@@ -12,7 +12,7 @@ import re
 from datetime import date
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.orm import Session
 
@@ -52,8 +52,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     app.command("/decision")(ack=decision_command, lazy=[open_decision_modal])
 
-    async def decision_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        team, user = team_of(body), body["user"]["id"]
+    async def decision_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext) -> None:
+        team, user = await edge.workspace(body, context), body["user"]["id"]
         meta = json.loads(view.get("private_metadata") or "{}")
         f = render.read_decision_modal(view["state"]["values"])
         errors: dict[str, str] = {}
@@ -95,7 +95,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     # --- status buttons ------------------------------------------------------------------------
 
-    async def status_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def status_clicked(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         action = body["actions"][0]
         if action.get("type") == "overflow" or action.get("action_id") == Action.DECISION_OVERFLOW:
             raw = (action.get("selected_option") or {}).get("value") or ""
@@ -106,7 +106,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
         if not did_text.isdigit() or status not in svc.STATUSES:
             await ack()
             return
-        team, user, did = team_of(body), body["user"]["id"], int(did_text)
+        team, user, did = await edge.workspace(body, context), body["user"]["id"], int(did_text)
         key = svc.request_key(str(action.get("action_ts") or body.get("trigger_id")), user, did)
 
         def record(s: Session) -> None:
@@ -134,8 +134,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     app.action(Action.FEEDBACK_LINK_DECISION)(ack=ack_only, lazy=[open_link_modal])
 
-    async def link_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        team, user = team_of(body), body["user"]["id"]
+    async def link_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext) -> None:
+        team, user = await edge.workspace(body, context), body["user"]["id"]
         meta = json.loads(view.get("private_metadata") or "{}")
         fid = int(meta.get("feedback_id") or 0)
         wanted = render.read_link_modal(view["state"]["values"])
@@ -169,12 +169,12 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     # --- closing the loop: the person chose to reply where the feedback was given --------------
 
-    async def loop_reply(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def loop_reply(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         nid_text, _, fid_text = (body["actions"][0].get("value") or "").partition(":")
         if not (nid_text.isdigit() and fid_text.isdigit()):
             await ack()
             return
-        team, user = team_of(body), body["user"]["id"]
+        team, user = await edge.workspace(body, context), body["user"]["id"]
         container = body.get("container") or {}
 
         def record(s: Session) -> None:

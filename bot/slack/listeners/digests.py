@@ -5,20 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from sqlalchemy.orm import Session
 
 from bot import clock
 from bot.services import schedules as svc
 from bot.services.common import enqueue
-from bot.slack.edge import Edge, team_of
+from bot.slack.edge import Edge
 from bot.slack.render import feedback as render
 from bot.slack.render.text import escape
 
 
 def register(app: AsyncApp, edge: Edge) -> None:
-    async def digest_command(ack: AsyncAck, body: dict[str, Any]) -> None:
-        team, channel, user = team_of(body), body["channel_id"], body["user_id"]
+    async def digest_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        team, channel, user = await edge.workspace(body, context), body["channel_id"], body["user_id"]
         action, args = svc.parse_digest_args(body.get("text", ""))
         now = clock.now()
         if action == "usage":

@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.listener.async_builtins import AsyncTokenRevocationListeners
 
 from bot.services.feedback import base_reaction
-from bot.slack.edge import Edge, team_of
+from bot.slack.edge import Edge
 from bot.slack.richtext import is_placeholder
 
 # The events in slack-manifest.yml (bot events); `message` covers message.channels and message.groups.
@@ -65,14 +66,32 @@ def worth_keeping(edge: Edge, team: str, event: dict[str, Any]) -> bool:
 
 
 def register(app: AsyncApp, edge: Edge) -> None:
-    async def persist(body: dict[str, Any], event: dict[str, Any]) -> None:
-        team = team_of(body)
+    store = app.installation_store
+    revocations = AsyncTokenRevocationListeners(store) if store is not None else None
+
+    async def persist(body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        etype = event.get("type")
+        installation = None
+        if etype in ("app_uninstalled", "tokens_revoked"):
+            # The installation as Slack names it (an org-wide one by its enterprise alone); the worker
+            # abandons what was queued for the workspaces it served.
+            installation = {"enterprise_id": context.enterprise_id, "team_id": context.team_id,
+                            "is_enterprise_install": bool(context.is_enterprise_install)}
+            if revocations is not None:
+                # Bolt's own handlers, before the ack: from here on this workspace's requests get Bolt's
+                # "please reinstall" answer and nothing more is queued for it.
+                if etype == "app_uninstalled":
+                    await revocations.handle_app_uninstalled_events(context)
+                else:
+                    await revocations.handle_tokens_revoked_events(event, context)
+        team = await edge.workspace(body, context)
         if not worth_keeping(edge, team, event):
             return
-        event_id = body.get("event_id") or f"{event.get('type')}:{event.get('event_ts') or event.get('ts')}"
+        event_id = body.get("event_id") or f"{etype}:{event.get('event_ts') or event.get('ts')}"
         await edge.enqueue(key=f"ev:{event_id}", kind="event", team_id=team,
                            payload={"event": event, "event_id": event_id, "team_id": team,
-                                    "is_ext_shared_channel": body.get("is_ext_shared_channel", False)})
+                                    "is_ext_shared_channel": body.get("is_ext_shared_channel", False),
+                                    **({"installation": installation} if installation else {})})
 
     # One listener for every subscribed type: Bolt tries listeners in order, and one regex matcher is
     # cheaper per request than thirteen.

@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.orm import Session
 
@@ -59,8 +59,8 @@ def parse_feedback_command(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def register(app: AsyncApp, edge: Edge) -> None:
-    async def feedback_command(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        team, channel, user = team_of(body), body["channel_id"], body["user_id"]
+    async def feedback_command(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
+        team, channel, user = await edge.workspace(body, context), body["channel_id"], body["user_id"]
         action, args = parse_feedback_command(body.get("text", ""))
         if action == "modal":
             await ack()
@@ -173,8 +173,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     # --- modal submission ----------------------------------------------------------------------
 
-    async def feedback_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        team, user = team_of(body), body["user"]["id"]
+    async def feedback_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext) -> None:
+        team, user = await edge.workspace(body, context), body["user"]["id"]
         meta = json.loads(view.get("private_metadata") or "{}")
         fields = render.read_feedback_modal(view["state"]["values"])
         try:
@@ -229,8 +229,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
     # --- the "account or feedback?" question -------------------------------------------------
 
     @app.action(Action.FEEDBACK_ACCOUNT_CONFIRM)
-    async def map_account(ack: AsyncAck, body: dict[str, Any]) -> None:
-        team, user = team_of(body), body["user"]["id"]
+    async def map_account(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        team, user = await edge.workspace(body, context), body["user"]["id"]
         channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id"))
         choice = json.loads(body["actions"][0]["value"])
         arr = f" ({render.money(choice['arr'])} ARR)" if choice.get("arr") else ""
@@ -248,8 +248,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
         await ack()
 
     @app.action(Action.FEEDBACK_CAPTURE_INSTEAD)
-    async def capture_instead(ack: AsyncAck, body: dict[str, Any]) -> None:
-        team, user = team_of(body), body["user"]["id"]
+    async def capture_instead(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        team, user = await edge.workspace(body, context), body["user"]["id"]
         channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id"))
         action = body["actions"][0]
         new = await edge.writer.run(fb_svc.CommandText(team_id=team, channel=channel, user=user, text=action["value"],

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from sqlalchemy.orm import Session
 
 from bot.services import subscriptions as sub_svc
 from bot.services.common import enqueue, split_list
-from bot.slack.edge import Edge, team_of
+from bot.slack.edge import Edge
 from bot.slack.render import feedback as render
 from bot.slack.render.text import escape
 
@@ -46,8 +46,8 @@ def _channel_listing(edge: Edge, team: str, channel: str) -> tuple[str, str]:
 
 
 def register(app: AsyncApp, edge: Edge) -> None:
-    async def subscribe_command(ack: AsyncAck, body: dict[str, Any]) -> None:
-        team, channel, user = team_of(body), body["channel_id"], body["user_id"]
+    async def subscribe_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        team, channel, user = await edge.workspace(body, context), body["channel_id"], body["user_id"]
         text = (body.get("text") or "").strip()
         if not split_list(text):
             await ack(**render.ephemeral(*_channel_listing(edge, team, channel)))
@@ -62,8 +62,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
         await edge.write(put)
         await ack()  # the worker answers (it has to join the channel first)
 
-    async def unsubscribe_command(ack: AsyncAck, body: dict[str, Any]) -> None:
-        team, channel = team_of(body), body["channel_id"]
+    async def unsubscribe_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        team, channel = await edge.workspace(body, context), body["channel_id"]
         text = (body.get("text") or "").strip()
         if not split_list(text):  # PRODUCT.md: no argument lists the channel's subscriptions
             await ack(**render.ephemeral(*_channel_listing(edge, team, channel)))
