@@ -276,13 +276,18 @@ def test_org_wide_button_click_is_answered_with_the_org_token(multi, fake, db):
 # --- Uninstall and revocation -------------------------------------------------------------------
 
 
-def test_grid_uninstall_stops_new_work_and_abandons_what_was_queued(paused, fake, db, caplog):
-    caplog.set_level(logging.WARNING)
-    rt = paused.rt
+def two_grid_workspaces(rt: Any, fake: Any) -> None:
+    """Loopline installed in T111 and T222 of the org E111, a message to tag in each."""
     install(rt, fake, enterprise_id="E111", team_id="T111", token=GRID_TOKEN)
     install(rt, fake, enterprise_id="E111", team_id="T222", token=GRID2_TOKEN)
     fake.add_message("C111", MESSY, user="W222", ts=REACTED_TS)
     fake.add_message("C222", "Keep working here", user="W111", ts=REACTED_TS)
+
+
+def test_grid_uninstall_stops_new_work_and_abandons_what_was_queued(paused, fake, db, caplog):
+    caplog.set_level(logging.WARNING)
+    rt = paused.rt
+    two_grid_workspaces(rt, fake)
     with sender_for(paused) as slack:
         assert slack.json_body(reaction("grid_reaction_added.json", event_id="EvQUEUED")).status_code == 200
         assert slack.json_body(reaction("grid_reaction_added.json", event_id="EvOTHER", channel="C222",
@@ -308,10 +313,7 @@ def test_grid_uninstall_stops_new_work_and_abandons_what_was_queued(paused, fake
 def test_a_job_refused_for_a_dead_token_is_abandoned_not_dropped(paused, fake, db, caplog, refusal):
     caplog.set_level(logging.WARNING)
     rt = paused.rt
-    install(rt, fake, enterprise_id="E111", team_id="T111", token=GRID_TOKEN)
-    install(rt, fake, enterprise_id="E111", team_id="T222", token=GRID2_TOKEN)
-    fake.add_message("C111", MESSY, user="W222", ts=REACTED_TS)
-    fake.add_message("C222", "Keep working here", user="W111", ts=REACTED_TS)
+    two_grid_workspaces(rt, fake)
     with sender_for(paused) as slack:
         slack.json_body(reaction("grid_reaction_added.json", event_id="EvDEAD"))
         slack.json_body(reaction("grid_reaction_added.json", event_id="EvALIVE", channel="C222", team_id="T222"))

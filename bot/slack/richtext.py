@@ -19,6 +19,9 @@ from typing import Any
 PLACEHOLDERS = frozenset({"This content can't be displayed.", "This content can’t be displayed."})
 
 Names = Callable[[str], str | None]
+# element type -> (its id field, shown as sigil + name, else Slack's own notation for the id)
+_MENTIONS = {"user": ("user_id", "@", "<@{}>"), "usergroup": ("usergroup_id", "@", "<!subteam^{}>"),
+             "channel": ("channel_id", "#", "<#{}>")}
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
@@ -119,18 +122,11 @@ def _piece(el: dict[str, Any], names: Names) -> str:
     if kind == "link":
         url, label = str(el.get("url") or ""), str(el.get("text") or "").strip()
         return f"{label} ({url})" if label and label != url else url
-    if kind == "user":
-        uid = str(el.get("user_id") or "")
-        name = names(uid)
-        return f"@{name}" if name else f"<@{uid}>"
-    if kind == "usergroup":
-        gid = str(el.get("usergroup_id") or "")
-        name = names(gid)
-        return f"@{name}" if name else f"<!subteam^{gid}>"
-    if kind == "channel":
-        cid = str(el.get("channel_id") or "")
-        name = names(cid)
-        return f"#{name}" if name else f"<#{cid}>"
+    if kind in _MENTIONS:
+        key, sigil, notation = _MENTIONS[kind]
+        mid = str(el.get(key) or "")
+        name = names(mid)
+        return f"{sigil}{name}" if name else notation.format(mid)
     if kind == "team":
         tid = str(el.get("team_id") or "")
         return names(tid) or tid
