@@ -38,8 +38,9 @@ MANIFEST_BOT_EVENTS = (*tuple(e for e in SUBSCRIBED_EVENTS if e not in ("message
 WATCHED_SUBTYPES = (None, "file_share", "me_message")
 
 
-def worth_keeping(edge: Edge, team: str, event: dict[str, Any]) -> bool:
-    """Drop at the edge what can never matter, so chatty channels don't fill the queue."""
+def worth_keeping(edge: Edge, event: dict[str, Any]) -> bool | None:
+    """Drop at the edge what can never matter, so chatty channels don't fill the queue. None: a person's
+    top-level message, kept if its channel is watched (Edge.is_watched)."""
     etype = event.get("type")
     if etype in ("reaction_added", "reaction_removed"):
         return (event.get("item") or {}).get("type") == "message" and base_reaction(
@@ -61,7 +62,7 @@ def worth_keeping(edge: Edge, team: str, event: dict[str, Any]) -> bool:
         thread_ts = event.get("thread_ts")
         if thread_ts and thread_ts != event.get("ts"):
             return False  # thread replies are conversation about feedback, not new feedback
-        return event.get("channel_type") in ("channel", "group", None) and edge.is_watched(team, event.get("channel", ""))
+        return None if event.get("channel_type") in ("channel", "group", None) else False
     return True
 
 
@@ -85,7 +86,10 @@ def register(app: AsyncApp, edge: Edge) -> None:
                 else:
                     await revocations.handle_tokens_revoked_events(event, context)
         team = await edge.workspace(body, context)
-        if not worth_keeping(edge, team, event):
+        keep = worth_keeping(edge, event)
+        if keep is None:
+            keep = await edge.is_watched(team, event.get("channel", ""))
+        if not keep:
             return
         event_id = body.get("event_id") or f"{etype}:{event.get('event_ts') or event.get('ts')}"
         await edge.enqueue(key=f"ev:{event_id}", kind="event", team_id=team,
