@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -438,15 +437,3 @@ def _import_values(row: dict[str, Any]) -> dict[str, Any]:
         "created_at": _parse_created(created) if created.strip() else None,
         "reporter": (row.get("reporter") or "").strip() or None,
     }
-
-
-def records_to_csv(records: Iterable[dict[str, Any]], fieldnames: list[str]) -> Iterator[str]:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fieldnames, extrasaction="ignore")
-    writer.writeheader()
-    yield buf.getvalue()
-    for rec in records:
-        buf.seek(0)
-        buf.truncate()
-        writer.writerow({k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in rec.items()})
-        yield buf.getvalue()
