@@ -110,22 +110,33 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from bot.csvfile import UnreadableFile, decode
     from bot.db import Database
     from bot.services.feedback import import_feedback_csv
 
     s = _settings()
-    db = Database(s.database_url)
-    db.upgrade()
+    # The whole file is read and decoded before anything is imported: a file we can't read is
+    # refused whole, never half imported.
     try:
-        fh = sys.stdin if args.file == "-" else open(args.file, newline="", encoding="utf-8-sig")  # noqa: SIM115
+        if args.file == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(args.file, "rb") as fh:
+                data = fh.read()
     except OSError as e:
         print(f"loopline: error: cannot read {args.file}: {e.strerror}", file=sys.stderr)
         return 2
+    try:
+        text = decode(data, name="standard input" if args.file == "-" else args.file, encoding=args.encoding)
+    except UnreadableFile as e:
+        print(f"loopline: error: {e}", file=sys.stderr)
+        return 2
+    db = Database(s.database_url)
+    db.upgrade()
     from bot.workspace import resolve_team
 
     team = resolve_team(s, db, args.team)
-    with fh:
-        report = import_feedback_csv(db.session, fh, team_id=team)
+    report = import_feedback_csv(db.session, text, team_id=team)
     print(report.summary())
     return 1 if report.rejected and not report.imported and not report.duplicates else 0
 
@@ -175,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["feedback"])
     p.add_argument("file", help="CSV file (columns: text; optional area, kind, customer, arr, created_at, reporter)")
     p.add_argument("--team", default=None, help="workspace id (default: the bot token's workspace)")
+    p.add_argument("--encoding", default=None,
+                   help="the file's encoding when it is not UTF-8 and has no byte-order mark, e.g. cp1252")
     p.set_defaults(fn=cmd_import)
 
     p = sub.add_parser("export", help="write every record to stdout")
