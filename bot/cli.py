@@ -87,6 +87,31 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_key(args: argparse.Namespace) -> int:
+    from bot.slack.oauth import new_key
+
+    print(new_key())
+    return 0
+
+
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    from bot.db import Database
+    from bot.slack.oauth import EncryptedInstallationStore, TokenCipher
+
+    s = _settings()
+    keys = s.encryption_keys
+    if not keys:
+        raise ConfigError("LOOPLINE_ENCRYPTION_KEY is not set: list the new key first, then the old ones")
+    db = Database(s.database_url)
+    db.upgrade()
+    # Every stored token, whichever app (client id) installed it.
+    store = EncryptedInstallationStore(client_id=s.slack_client_id or "", engine=db.engine, cipher=TokenCipher(keys))
+    scan = store.rotate()
+    print(f"re-encrypted {scan.tokens} tokens with the first key of LOOPLINE_ENCRYPTION_KEY "
+          f"({scan.plain} were in plain text); the other keys can now be removed")
+    return 0
+
+
 def cmd_manifest(args: argparse.Namespace) -> int:
     from bot.slack.manifest import render_manifest
 
@@ -179,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("scheduler", help="run only the scheduler/delivery worker").set_defaults(fn=cmd_scheduler)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
+    sub.add_parser("new-key", help="print a new key for LOOPLINE_ENCRYPTION_KEY").set_defaults(fn=cmd_new_key)
+    sub.add_parser("rotate-key", help="re-encrypt every stored Slack token with the first key of "
+                                      "LOOPLINE_ENCRYPTION_KEY").set_defaults(fn=cmd_rotate_key)
 
     add_digest_parser(sub)
 

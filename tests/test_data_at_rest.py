@@ -12,7 +12,6 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, text
 
 from bot import clock
 from bot.db import Database
@@ -114,23 +113,6 @@ CLIENT_ID = "111.222"
 SECRETS = ("xoxb-", "xoxp-", "xoxe", "hooks.slack.com")
 
 
-@pytest.fixture
-def no_installs(db_url: str) -> Iterator[None]:
-    """slack-sdk's tables are not ours (the suite's wipe leaves them): start and end without rows."""
-
-    def clear() -> None:
-        engine = create_engine(db_url)
-        with engine.begin() as c:
-            for table in ("slack_bots", "slack_installations"):
-                if inspect(c).has_table(table):
-                    c.execute(text(f"DELETE FROM {table}"))
-        engine.dispose()
-
-    clear()
-    yield
-    clear()
-
-
 def raw_token_rows(db_url: str) -> list[dict[str, object]]:
     engine = create_engine(db_url)
     with engine.connect() as c:
@@ -147,7 +129,7 @@ def oauth_settings(fake, db_url: str, key: str | None):
                          **extra)
 
 
-def test_oauth_tokens_are_encrypted_in_the_database_and_used_by_edge_and_worker(fake, db, db_url, no_installs):
+def test_oauth_tokens_are_encrypted_in_the_database_and_used_by_edge_and_worker(fake, db, db_url):
     srv = RunningServer(oauth_settings(fake, db_url, f"{KEY_A},{KEY_B}"))
     try:
         with httpx.Client(base_url=srv.url, follow_redirects=False) as http:
@@ -200,7 +182,7 @@ def assert_one_line(r: subprocess.CompletedProcess[str], *needles: str) -> None:
         assert needle in r.stderr, r.stderr
 
 
-def test_oauth_without_a_key_or_with_a_malformed_one_refuses_to_start(fake, db, db_url, tmp_path, no_installs):
+def test_oauth_without_a_key_or_with_a_malformed_one_refuses_to_start(fake, db, db_url, tmp_path):
     r = run_serve(oauth_env(fake, db_url), tmp_path)
     assert_one_line(r, "LOOPLINE_ENCRYPTION_KEY is not set", "loopline new-key")
     r = run_serve(oauth_env(fake, db_url, f"{KEY_A},not-a-key-at-all"), tmp_path)
@@ -220,7 +202,7 @@ def seed_install(db_url: str, *, bot_token: str, user_token: str, team: str = "T
     store.engine.dispose()
 
 
-def test_tokens_that_no_key_decrypts_stop_start_up_with_one_line(fake, db, db_url, tmp_path, no_installs):
+def test_tokens_that_no_key_decrypts_stop_start_up_with_one_line(fake, db, db_url, tmp_path):
     seed_install(db_url, bot_token=Fernet(KEY_A).encrypt(b"xoxb-1-seeded").decode(),
                  user_token=Fernet(KEY_A).encrypt(b"xoxp-1-seeded").decode())
     r = run_serve(oauth_env(fake, db_url, KEY_B), tmp_path)
@@ -228,7 +210,7 @@ def test_tokens_that_no_key_decrypts_stop_start_up_with_one_line(fake, db, db_ur
     assert KEY_B not in r.stderr
 
 
-def test_rotate_key_reencrypts_every_token_with_the_first_key(fake, db, db_url, no_installs):
+def test_rotate_key_reencrypts_every_token_with_the_first_key(fake, db, db_url):
     from bot.runtime import Runtime
 
     seed_install(db_url, bot_token=Fernet(KEY_A).encrypt(b"xoxb-1-rotate-me").decode(),
@@ -252,7 +234,7 @@ def test_rotate_key_reencrypts_every_token_with_the_first_key(fake, db, db_url, 
     assert_one_line(again, "can't be decrypted")
 
 
-def test_tokens_stored_in_plain_text_before_the_upgrade_are_encrypted_at_start(fake, db, db_url, no_installs):
+def test_tokens_stored_in_plain_text_before_the_upgrade_are_encrypted_at_start(fake, db, db_url):
     from bot.runtime import Runtime
 
     seed_install(db_url, bot_token="xoxb-1-legacy-plain", user_token="xoxp-1-legacy-plain")
@@ -392,3 +374,34 @@ def test_supported_database_urls_still_start(tmp_path):
     r = run("migrate", env={"DATABASE_URL": f"sqlite:///{tmp_path}/ok.db"}, cwd=tmp_path)
     assert r.returncode == 0 and "up to date" in r.stdout, r.stderr
     assert os.path.exists(tmp_path / "ok.db")
+
+
+def test_postgres_tables_from_before_encryption_are_widened_for_ciphertext(tmp_path):
+    """slack-sdk made token columns VARCHAR(200); ciphertext of a token over 79 characters is longer."""
+    from tests.conftest import PG_ADMIN_URL, _which_db
+
+    if not _which_db().startswith("postgres"):
+        pytest.skip("SQLite does not enforce VARCHAR lengths")
+    from bot.slack.oauth import EncryptedInstallationStore, TokenCipher
+
+    name = f"loopline_widen_{os.getpid()}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        database = Database(url)
+        SQLAlchemyInstallationStore(client_id=CLIENT_ID, engine=database.engine).create_tables()  # as before
+        database.upgrade()
+        store = EncryptedInstallationStore(CLIENT_ID, database.engine, TokenCipher([KEY_A]))
+        user_token = "xoxp-1234567890123-1234567890123-1234567890123-" + "0123456789abcdef" * 4  # 111 chars
+        store.save(Installation(app_id="A0KRD7HC3", team_id="T0WIDE", bot_token="xoxb-" + "9" * 52,
+                                user_id="U0WIDE", user_token=user_token))
+        assert store.find_installation(enterprise_id=None, team_id="T0WIDE").user_token == user_token
+        database.dispose()
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
