@@ -160,6 +160,31 @@ def test_oauth_tokens_are_encrypted_in_the_database_and_used_by_edge_and_worker(
         srv.stop()
 
 
+def test_a_token_no_key_opens_after_start_is_never_acked_as_success(fake, db, db_url, caplog):
+    """A replica with another first key wrote it: requests for that workspace fail loudly (Slack retries
+    events answered 5xx), nothing is stored as if it worked, and the log says why."""
+    srv = RunningServer(oauth_settings(fake, db_url, KEY_A))
+    try:
+        with httpx.Client(base_url=srv.url) as http:
+            state = re.search(r"state=([\w-]+)", http.get("/slack/install").text).group(1)
+            http.get(f"/slack/oauth_redirect?code=good-code&state={state}", cookies={"slack-app-oauth-state": state})
+        foreign = Fernet(KEY_B).encrypt(fake.oauth_response["access_token"].encode()).decode()
+        with db.session() as s:
+            for table in ("slack_bots", "slack_installations"):
+                s.execute(text(f"UPDATE {table} SET bot_token = :t"), {"t": foreign})
+        team = fake.oauth_response["team"]["id"]
+        sender = SlackSender(srv.url, SIGNING_SECRET)
+        r = sender.command("/feedback", "Is this stored?", user=REP, team=team)
+        assert r.status_code == 200 and "FB-" not in r.text and "went wrong" in r.text
+        r = sender.reaction("reaction_added", user=REP, channel="C0ACME", ts="1700000000.000100", team=team)
+        assert r.status_code == 500  # Slack retries it (after a key fix it goes through)
+        sender.close()
+        assert export(db) == []
+        assert any("can't be decrypted" in rec.getMessage() for rec in caplog.records)
+    finally:
+        srv.stop()
+
+
 def run_serve(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """`python -m bot serve` that must refuse to start: a hang past the timeout is a failure."""
     with socket.socket() as s:  # a free port, so a server that wrongly starts disturbs nobody
