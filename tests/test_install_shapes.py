@@ -26,7 +26,7 @@ from bot.models import Feedback, Job
 from bot.settings import Settings, load_settings
 from bot.slack.manifest import BOT_SCOPES
 from bot.slack.render import feedback as fb_render
-from tests.conftest import SIGNING_SECRET, RunningServer, export
+from tests.conftest import ENCRYPTION_KEY, SIGNING_SECRET, RunningServer, export
 from tests.support.slack_requests import SlackSender, select_value, text_value
 
 PAYLOADS = Path(__file__).parent / "data" / "slack_payloads"
@@ -90,7 +90,7 @@ def oauth_settings(fake: Any, db_url: str) -> Settings:
     fake.add_channel("C222", "general", members=["W111"], team_id="T222")
     return load_settings(slack_client_id="111.222", slack_client_secret="oauth-secret",
                          slack_signing_secret=SIGNING_SECRET, slack_api_url=fake.base_url, database_url=db_url,
-                         loopline_log_format="text")
+                         loopline_log_format="text", loopline_encryption_key=ENCRYPTION_KEY)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """workspaces: which installation (enterprise, org-wide or not) serves each workspace
 
 Revision ID: 0002_installs
-Revises: 0001
+Revises: 0002_token_encryption
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import bot.models
 
 revision: str = "0002_installs"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002_token_encryption"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
