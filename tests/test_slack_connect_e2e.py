@@ -23,7 +23,7 @@ from bot.models import Decision, DigestRun, DigestSchedule, Feedback, LoopNotifi
 from bot.services import channels as channel_svc
 from bot.services import schedules as sched_svc
 from bot.slack.render.feedback import feedback_modal
-from tests.conftest import ADMIN, BOT_TOKEN, CUSTOMER, EXT_TEAM, PM, REP, REP2, export
+from tests.conftest import ADMIN, BOT_TOKEN, CUSTOMER, EXT_TEAM, PM, REP, export
 from tests.support.slack_requests import select_value, text_value
 from tests.test_announcements_e2e import copies, modal_values, open_modal, seed_subscriptions
 from tests.test_decisions_e2e import click, log_decision
@@ -72,21 +72,21 @@ def seed_elsewhere(db) -> dict[str, int]:
 def outside_view(fake, *, since: int = 0, people: tuple[str, ...] = (CUSTOMER,),
                  channels: tuple[str, ...] = (SHARED,)) -> list[Any]:
     """Everything from the fake's call log (from index `since`) that `people` or members of `channels` can see."""
-    seen: list[Any] = []
     dms = {fake.dm_channel(p) for p in people} - {None}
-    for c in fake.calls[since:]:
-        p = c.params
-        if c.method in ("chat.postMessage", "chat.update", "chat.scheduleMessage") and (
-                p.get("channel") in channels or p.get("channel") in people or p.get("channel") in dms):
-            seen.append(p)
-        elif c.method == "chat.postEphemeral" and p.get("user") in people:  # only that person sees it
-            seen.append(p)
-        elif c.method == "views.publish" and p.get("user_id") in people:
-            seen.append(p)
-        elif c.method == "files.completeUploadExternal" and (p.get("channel_id") in channels
-                                                             or p.get("channels") in channels):
-            seen.append(p)
-    return seen
+    where = set(channels) | set(people) | dms
+
+    def visible(method: str, p: dict[str, Any]) -> bool:
+        if method in ("chat.postMessage", "chat.update", "chat.scheduleMessage"):
+            return p.get("channel") in where
+        if method == "chat.postEphemeral":  # only the named person sees it
+            return p.get("user") in people
+        if method == "views.publish":
+            return p.get("user_id") in people
+        if method == "files.completeUploadExternal":
+            return p.get("channel_id") in channels or p.get("channels") in channels
+        return False
+
+    return [c.params for c in fake.calls[since:] if visible(c.method, c.params)]
 
 
 def assert_clean(things: list[Any]) -> None:
@@ -221,14 +221,18 @@ def test_digest_in_shared_channel_is_refused_and_nothing_is_posted(server, slack
     # Asked again: the channel is known to be shared now, so the answer comes at once.
     r = slack.command("/digest", "now", user=REP, channel=SHARED)
     assert "shared with another organisation" in r.json()["text"]
-    # A schedule there is refused too (after the ack: the time zone and the channel are read from Slack).
-    hooks = len(fake.webhook_log)
     r = slack.command("/digest", "weekly mon 09:00", user=REP, channel=SHARED)
+    assert "shared with another organisation" in r.json()["text"]
+    # A schedule in a channel not looked at yet: refused after the ack, once Slack has said it is shared.
+    fake.share_channel("C0PRODUCT", teams=[EXT_TEAM])
+    hooks = len(fake.webhook_log)
+    r = slack.command("/digest", "daily 17:30", user=PM, channel="C0PRODUCT")
+    assert r.status_code == 200
     [answer] = fake.wait_for_webhook(count=hooks + 1, timeout=10)[hooks:]
     assert "shared with another organisation" in answer["text"]
     with db.read_session() as s:
-        assert s.scalars(select(DigestSchedule)).all() == []
-    assert fake.bot_messages(SHARED) == []
+        assert s.scalars(select(DigestSchedule)).all() == [] and len(s.scalars(select(DigestRun)).all()) == 1
+    assert fake.bot_messages(SHARED) == [] and fake.bot_messages("C0PRODUCT") == []
 
 
 def test_scheduled_digest_stops_when_its_channel_becomes_shared(server, slack, fake, db):
@@ -299,7 +303,7 @@ def test_decision_card_in_shared_channel_hides_linked_feedback_and_refuses_outsi
     assert r.status_code == 200
     server.settle()
     assert export(db, "decisions")[-1]["status"] == "proposed"
-    assert fake.ephemerals(user=CUSTOMER), "the outsider is told, privately"
+    assert replies_to(fake, hooks), "the outsider is told, privately (through the click's response_url)"
     assert_clean([r.text, *replies_to(fake, hooks), *outside_view(fake, since=mark)])
 
     # The owner moves it on; the refreshed card still hides the linked feedback.
