@@ -257,6 +257,21 @@ def test_scheduled_digest_stops_when_its_channel_becomes_shared(server, slack, f
     assert_clean(outside_view(fake, channels=("C0PRODUCT",)))
 
 
+def test_channel_shared_and_unshared_events_are_believed_at_once(server, slack, fake, db):
+    """Slack tells the app when a channel is shared or unshared: the next /digest is answered accordingly,
+    without waiting for the cached answer to expire."""
+    slack.event({"type": "channel_shared", "connected_team_id": EXT_TEAM, "channel": "C0PRODUCT",
+                 "event_ts": f"{time.time():.6f}"})
+    server.settle()
+    r = slack.command("/digest", "now", user=PM, channel="C0PRODUCT")
+    assert "shared with another organisation" in r.json()["text"]
+    slack.event({"type": "channel_unshared", "previously_connected_team_id": EXT_TEAM, "channel": "C0PRODUCT",
+                 "is_ext_shared": False, "event_ts": f"{time.time():.6f}"})
+    server.settle()
+    r = slack.command("/digest", "now", user=PM, channel="C0PRODUCT")
+    assert "Building the digest" in r.json()["text"]
+
+
 # --- App Home ---------------------------------------------------------------------------------------
 
 
@@ -411,3 +426,30 @@ class TestEnterpriseGrid:
         time.sleep(0.3)
         assert len(fake.calls_to("views.open")) == views + 1
         assert_clean(outside_view(fake, people=(self.STRANGER,), channels=()))
+
+    def test_someone_not_placed_yet_is_refused_once_then_looked_up(self, server, slack, fake, db):
+        """At ack time there is no time to ask Slack: a Grid person nobody has looked up yet is refused
+        (fail closed) with a 'try again', looked up after the ack, and let in on the next try."""
+        confirm = json.dumps({"name": "Acme Corp", "arr": 120_000})
+        hooks = len(fake.webhook_log)
+        slack.block_action(user=self.SIBLING, user_team="T0SIB", action_id="feedback_account_confirm",
+                           value=confirm, channel=SHARED, action_ts="1760000000.000001")
+        server.settle()
+        assert "try again" in json.dumps(replies_to(fake, hooks))
+        assert fake.calls_to("users.info", user=self.SIBLING)
+        with db.read_session() as s:
+            assert channel_svc.get_channel(s, team_id=TEAM, channel_id=SHARED) is None
+        slack.block_action(user=self.SIBLING, user_team="T0SIB", action_id="feedback_account_confirm",
+                           value=confirm, channel=SHARED, action_ts="1760000000.000002")
+        server.settle()
+        with db.read_session() as s:
+            ch = channel_svc.get_channel(s, team_id=TEAM, channel_id=SHARED)
+            assert ch is not None and ch.customer == "Acme Corp"
+        # The other organisation's person stays outside, however often they try.
+        for n in range(2):
+            slack.block_action(user=self.STRANGER, user_team="T0OTHER", action_id="feedback_account_confirm",
+                               value=json.dumps({"name": "Free tier", "arr": 1}), channel=SHARED,
+                               action_ts=f"1760000001.00000{n}")
+        server.settle()
+        with db.read_session() as s:
+            assert channel_svc.get_channel(s, team_id=TEAM, channel_id=SHARED).customer == "Acme Corp"
