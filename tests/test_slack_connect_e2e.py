@@ -106,6 +106,15 @@ def react(slack, *, user: str, ts: str, reaction: str = "bulb", channel: str = S
                           ext_shared=channel == SHARED, **kw)
 
 
+def rep_tags_acme(server, slack, fake, db) -> tuple[str, dict[str, Any]]:
+    """The customer says something in the shared channel and the rep tags it: (message ts, its export)."""
+    ts = fake.add_message(SHARED, ACME_SAYS, user=CUSTOMER)
+    react(slack, user=REP, ts=ts)
+    server.settle()
+    [rec] = [x for x in export(db) if x["channel"] == SHARED]
+    return ts, rec
+
+
 # --- capture ----------------------------------------------------------------------------------------
 
 
@@ -157,10 +166,7 @@ def test_when_slack_cannot_say_who_reacted_nothing_is_shown(server, slack, fake,
 
 def test_outsider_cannot_open_or_submit_the_forms_that_edit_items(server, slack, fake, db):
     seed_elsewhere(db)
-    ts = fake.add_message(SHARED, ACME_SAYS, user=CUSTOMER)
-    react(slack, user=REP, ts=ts)
-    server.settle()
-    [before] = [x for x in export(db) if x["channel"] == SHARED]
+    ts, before = rep_tags_acme(server, slack, fake, db)
     fid = int(before["id"].split("-")[1])
     views_before, hooks, mark = len(fake.calls_to("views.open")), len(fake.webhook_log), len(fake.calls)
 
@@ -170,6 +176,10 @@ def test_outsider_cannot_open_or_submit_the_forms_that_edit_items(server, slack,
         r = slack.block_action(user=CUSTOMER, user_team=EXT_TEAM, action_id=action, value=str(fid), channel=SHARED)
         assert r.status_code == 200
         acks.append(r.text)
+    r = slack.message_shortcut(user=CUSTOMER, user_team=EXT_TEAM, channel=SHARED,
+                               message={"text": ACME_SAYS, "user": CUSTOMER, "ts": ts})
+    assert r.status_code == 200
+    acks.append(r.text)
     server.settle()
     time.sleep(0.3)  # the modal would open right after the ack: give it the chance to (wrongly) happen
     assert len(fake.calls_to("views.open")) == views_before
@@ -279,9 +289,7 @@ def test_app_home_of_an_outsider_shows_nothing_internal(server, slack, fake, db)
     seed_elsewhere(db)
     with db.session() as s:  # an open decision the whole organisation sees on its Home tab
         s.add(Decision(team_id=TEAM, title="Match Globex's 40% discount for Initech?", status="in_review", owner=PM))
-    ts = fake.add_message(SHARED, ACME_SAYS, user=CUSTOMER)
-    react(slack, user=REP, ts=ts)
-    server.settle()
+    rep_tags_acme(server, slack, fake, db)
     inside = open_home(slack, fake, REP)
     assert "FB-" in blocks_text(inside) and "Globex" in blocks_text(inside)  # all there for the rep
     mark = len(fake.calls)
@@ -301,10 +309,8 @@ def test_app_home_of_an_outsider_shows_nothing_internal(server, slack, fake, db)
 
 def test_decision_card_in_shared_channel_hides_linked_feedback_and_refuses_outsiders(server, slack, fake, db):
     ids = seed_elsewhere(db)
-    ts = fake.add_message(SHARED, ACME_SAYS, user=CUSTOMER)
-    react(slack, user=REP, ts=ts)
-    server.settle()
-    acme = next(x["id"] for x in export(db) if x["channel"] == SHARED)
+    _, acme_rec = rep_tags_acme(server, slack, fake, db)
+    acme = acme_rec["id"]
     d = log_decision(server, slack, fake, channel=SHARED, feedback=f"{acme}, FB-{ids['globex']}, FB-{ids['sales']}")
     [card] = fake.bot_messages(SHARED)
     shown = json.dumps(card, ensure_ascii=False)
@@ -335,10 +341,8 @@ def test_decision_card_in_shared_channel_hides_linked_feedback_and_refuses_outsi
 
 def test_loop_closing_skips_outsiders_and_warns_before_replying_in_shared_channel(server, slack, fake, db):
     ids = seed_elsewhere(db)
-    ts = fake.add_message(SHARED, ACME_SAYS, user=CUSTOMER)
-    react(slack, user=REP, ts=ts)
-    server.settle()
-    acme = next(x["id"] for x in export(db) if x["channel"] == SHARED)
+    ts, acme_rec = rep_tags_acme(server, slack, fake, db)
+    acme = acme_rec["id"]
     d = log_decision(server, slack, fake, feedback=f"{acme}, FB-{ids['globex']}")
     click(slack, user=PM, decision=d, status="decided")
     server.settle()
