@@ -1,7 +1,7 @@
 """Slack Connect: cached answers to "is this person outside the organisation / is this channel shared?"
 
-Revision ID: 0002_connect
-Revises: 0001
+Revision ID: 0003_connect
+Revises: 0002_token_encryption
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from alembic import op
 
 import bot.models
 
-revision: str = "0002_connect"
-down_revision: str | None = "0001"
+revision: str = "0003_connect"
+down_revision: str | None = "0002_token_encryption"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
