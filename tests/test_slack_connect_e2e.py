@@ -431,6 +431,19 @@ class TestEnterpriseGrid:
         assert len(fake.calls_to("views.open")) == views + 1
         assert_clean(outside_view(fake, people=(self.STRANGER,), channels=()))
 
+    def test_when_slack_is_down_a_form_stays_closed(self, server, slack, fake, db):
+        """Right after the ack, Add details asks users.info for a Grid person; when Slack fails, no form."""
+        _, rec = rep_tags_acme(server, slack, fake, db)
+        fake.fail_next("users.info", status=503, times=1)
+        views, hooks = len(fake.calls_to("views.open")), len(fake.webhook_log)
+        slack.block_action(user=self.SIBLING, user_team="T0SIB", action_id="feedback_details",
+                           value=rec["id"].split("-")[1], channel=SHARED)
+        fake.wait_until(lambda: replies_to(fake, hooks))
+        assert "try again" in json.dumps(replies_to(fake, hooks)) and len(fake.calls_to("views.open")) == views
+        slack.block_action(user=self.SIBLING, user_team="T0SIB", action_id="feedback_details",
+                           value=rec["id"].split("-")[1], channel=SHARED)
+        fake.wait_for("views.open", count=views + 1)  # Slack is back: the sibling workspace is inside
+
     def test_someone_not_placed_yet_is_refused_once_then_looked_up(self, server, slack, fake, db):
         """At ack time there is no time to ask Slack: a Grid person nobody has looked up yet is refused
         (fail closed) with a 'try again', looked up after the ack, and let in on the next try."""

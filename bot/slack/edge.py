@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import aiohttp
 from slack_bolt.request.internals import extract_team_id
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session
@@ -90,22 +91,26 @@ class Edge:
             return rules.cached(s, team_id=home.team_id, kind=rules.USER, object_id=user_of(body),
                                 now=clock.now())
 
-    async def outside_after_ack(self, body: dict[str, Any], context: Any, client: Any) -> bool:
-        """The same question where a Web API call is allowed (lazy listeners, after the ack): asks
-        users.info when needed and remembers the answer. Fails closed."""
-        known = self.outside(body, context)
-        if known is not None:
-            return known
-        home, user = home_of(body, context), user_of(body)
-        try:
-            info = (await client.users_info(user=user)).get("user") or {}
-            outside = rules.outside_by_user_info(info, home)
-        except (SlackApiError, OSError) as e:
-            logging.getLogger(__name__).info("users.info failed (%r): treated as outside", e)
-            return True
-        await self.write(lambda s: rules.remember(s, team_id=home.team_id, kind=rules.USER, object_id=user,
-                                                  external=outside, now=clock.now()))
-        return outside
+    async def turned_away_after_ack(self, body: dict[str, Any], context: Any, client: Any, respond: Any) -> bool:
+        """For buttons that open a form, right after the ack (a Web API call is allowed there): unless the
+        person is inside, tell them privately and return True. Asks users.info when the payload and the
+        cache can't tell, and remembers the answer; when Slack can't answer either, turns them away."""
+        outside = self.outside(body, context)
+        if outside is None:
+            home, user = home_of(body, context), user_of(body)
+            try:
+                info = (await client.users_info(user=user)).get("user") or {}
+            except (SlackApiError, OSError, TimeoutError, aiohttp.ClientError) as e:
+                logging.getLogger(__name__).info("users.info failed (%r): turned away for now", e)
+            else:
+                outside = rules.outside_by_user_info(info, home)
+                await self.write(lambda s: rules.remember(s, team_id=home.team_id, kind=rules.USER, object_id=user,
+                                                          external=bool(outside), now=clock.now()))
+        if outside is False:
+            return False
+        await respond(response_type="ephemeral", replace_original=False,
+                      text=OUTSIDER_REFUSAL if outside else NOT_KNOWN_YET)
+        return True
 
     async def refuse_if_outside(self, body: dict[str, Any], context: Any) -> str | None:
         """At ack time, before anything is changed: the reason to refuse (and, for a button, a private
@@ -137,11 +142,6 @@ class Edge:
         with self.db.read_session() as s:
             return bool(rules.cached(s, team_id=home_of(body, context).team_id, kind=rules.CHANNEL,
                                      object_id=channel, now=clock.now()))
-
-
-async def refuse_outsider(respond: Any) -> None:
-    """After the ack: tell someone outside the organisation, privately, that this button is not for them."""
-    await respond(response_type="ephemeral", replace_original=False, text=OUTSIDER_REFUSAL)
 
 
 def home_of(body: dict[str, Any], context: Any) -> rules.Home:

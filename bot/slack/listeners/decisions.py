@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.services import decisions as svc
 from bot.services.common import ServiceError, enqueue, queue_private
-from bot.slack.edge import Edge, refuse_outsider, team_of
+from bot.slack.edge import Edge, team_of
 from bot.slack.ids import Action, Callback
 from bot.slack.render import decision as render
 from bot.slack.render.feedback import usage
@@ -129,8 +129,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
     # --- linking from the feedback side --------------------------------------------------------
 
     async def open_link_modal(body: dict[str, Any], client: AsyncWebClient, context: Any, respond: Any) -> None:
-        if await edge.outside_after_ack(body, context, client):
-            await refuse_outsider(respond)
+        if await edge.turned_away_after_ack(body, context, client, respond):
             return
         value = body["actions"][0].get("value") or ""
         if not value.isdigit():

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from bot.services import channels as channel_svc
 from bot.services import feedback as fb_svc
 from bot.services.common import ServiceError, enqueue, queue_private
-from bot.slack.edge import Edge, refuse_outsider, team_of
+from bot.slack.edge import Edge, team_of
 from bot.slack.ids import Action, Callback
 from bot.slack.render import feedback as render
 from bot.slack.render.connect import OUTSIDER_REFUSAL
@@ -132,8 +132,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
         await ack()
 
     async def open_shortcut_modal(body: dict[str, Any], client: AsyncWebClient, context: Any, respond: Any) -> None:
-        if await edge.outside_after_ack(body, context, client):
-            await refuse_outsider(respond)
+        if await edge.turned_away_after_ack(body, context, client, respond):
             return
         team, channel = team_of(body), body["channel"]["id"]
         message = body.get("message") or {}
@@ -167,8 +166,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
     # --- "Add details" -------------------------------------------------------------------------
 
     async def open_details_modal(body: dict[str, Any], client: AsyncWebClient, context: Any, respond: Any) -> None:
-        if await edge.outside_after_ack(body, context, client):
-            await refuse_outsider(respond)
+        if await edge.turned_away_after_ack(body, context, client, respond):
             return
         fid = int(body["actions"][0]["value"])
         with edge.db.read_session() as s:
