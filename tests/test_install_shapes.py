@@ -187,16 +187,19 @@ def test_slack_connect_reaction_is_stored_under_the_installed_workspace(multi, f
     assert tokens_used(fake, "reactions.get") == {CONNECT_TOKEN}
 
 
-def test_slack_connect_modal_submitted_from_the_other_side_is_stored_for_the_installed_workspace(multi, fake, db):
+def test_slack_connect_modal_submitted_from_the_other_side_reaches_the_installed_workspace(multi, fake, db):
     # Recorded: a view opened in a Connect channel and submitted by someone of the other organisation
-    # (team/enterprise "other-side"); only view.app_installed_team_id names the installed workspace.
+    # (team/enterprise "other-side"); only view.app_installed_team_id names the installed workspace. Bolt's
+    # lookup with the other side's enterprise finds nothing ("please reinstall"); Loopline finds its own
+    # installation and answers with its own rule: people outside the organisation can't file items.
     install(multi.rt, fake, enterprise_id=None, team_id="T-installed-workspace", token=CONNECT_TOKEN)
     body = load("connect_view_submission.json")
     body["view"].update(_our_modal("C111"))
     with sender_for(multi) as slack:
         r = slack.interactive(body)
-    assert r.status_code == 200 and r.text == "", r.text
-    assert team_of_item(db, MESSY) == "T-installed-workspace"
+    assert r.status_code == 200 and "reinstall" not in r.text.lower(), r.text
+    assert r.json()["response_action"] == "errors" and "workspace that runs Loopline" in r.json()["errors"]["fb_text"]
+    assert export(db) == []
 
 
 # --- Org-wide installs --------------------------------------------------------------------------
