@@ -86,7 +86,8 @@ class Database:
 
     def ping(self) -> bool:
         try:
-            with self.engine.connect() as c:
+            # Read-only: on SQLite a plain transaction would BEGIN IMMEDIATE and wait for the write lock.
+            with self.engine.execution_options(loopline_readonly=True).connect() as c:
                 c.execute(text("SELECT 1"))
             return True
         except Exception:

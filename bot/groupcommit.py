@@ -76,7 +76,8 @@ class WriterHealth:
     ok: bool
     reason: str | None
     last_commit_s: float | None  # seconds since a commit last succeeded (None: none yet)
-    queued: int
+    queued: int  # writes waiting for the writer
+    busy_s: float | None = None  # how long the batch in hand has been running (None: idle)
 
 
 class _Probe:
@@ -158,18 +159,19 @@ class GroupCommitter:
         now = time.monotonic()
         since = None if self._last_ok is None else now - self._last_ok
         queued = self._q.qsize()
-        if self._closed or not self._thread.is_alive():
-            return WriterHealth(False, "the database writer is not running", since, queued)
         busy = self._busy_since
-        if busy is not None and now - busy > self.stall_after:
-            return WriterHealth(False, f"the database writer has made no progress for {now - busy:.0f} s "
-                                       f"({queued} writes waiting)", since, queued)
+        busy_s = None if busy is None else now - busy
+        if self._closed or not self._thread.is_alive():
+            return WriterHealth(False, "the database writer is not running", since, queued, busy_s)
+        if busy_s is not None and busy_s > self.stall_after:
+            return WriterHealth(False, f"the database writer has made no progress for {busy_s:.0f} s "
+                                       f"({queued} writes waiting)", since, queued, busy_s)
         if self._refused is not None:
             self._ask_probe(now, 1.0)
-            return WriterHealth(False, f"the database refuses writes: {self._refused}", since, queued)
+            return WriterHealth(False, f"the database refuses writes: {self._refused}", since, queued, busy_s)
         if since is None or since > self.probe_every:
             self._ask_probe(now, self.probe_every)
-        return WriterHealth(True, None, since, queued)
+        return WriterHealth(True, None, since, queued, busy_s)
 
     def _ask_probe(self, now: float, every: float) -> None:
         if self._probe_queued or now - self._probe_at < every or self._closed:

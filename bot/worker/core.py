@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackRequestError
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, func, or_, select, update
 
 from bot import clock
 from bot.db import Database, is_postgres
@@ -125,6 +125,7 @@ class Worker:
         self.periodic: list[Callable[[Worker], None]] = []  # extra passes (deliveries, digests) per loop
         self.processed = 0
         self.edge_busy: Callable[[], bool] | None = None
+        self._backlog: tuple[float, dict[str, Any]] | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -236,6 +237,32 @@ class Worker:
         with self.db.session() as s:
             s.execute(update(Job).where(Job.id == job.id).values(
                 run_after=clock.now() + timedelta(seconds=delay), locked_until=None, error=error))
+
+    def backlog(self, max_age: float = 5.0) -> dict[str, Any]:
+        """The queue at a glance for /healthz: pending jobs, how many are due, how many wait to retry
+        after an error, and how long the oldest due one has waited. One aggregate over the pending rows
+        (index ix_jobs_due), cached for `max_age` seconds so that frequent polling costs nothing."""
+        mono = time.monotonic()
+        if self._backlog is not None and mono - self._backlog[0] < max_age:
+            return self._backlog[1]
+        now = clock.now()
+        with self.db.read_session() as s:
+            pending, due, retrying, oldest = s.execute(
+                select(func.count(), func.count(case((Job.run_after <= now, 1))),
+                       func.count(Job.error), func.min(Job.run_after))
+                .where(Job.status == "pending")).one()
+        out = {"pending": pending, "due": due, "retrying": retrying,
+               "oldest_due_s": round((now - oldest).total_seconds(), 1) if due and oldest else 0.0}
+        self._backlog = (mono, out)
+        return out
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def prune(self, older_than: timedelta = timedelta(days=7)) -> int:
         """Done jobs are only dedup keys after a while; Slack never retries after hours."""
