@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 import time
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from bot.db import Database
+from bot.db import Database, is_unavailable
 from bot.models import Job
 from bot.services.common import enqueue, insert_ignore_many
 
@@ -81,14 +82,16 @@ class WriterHealth:
 
 
 class _Probe:
-    """A tiny real write (a row into `jobs` and out again in one transaction): a full disk, a read-only
-    or unreachable database fails it the way it fails the inbox, without leaving anything behind."""
+    """A small real write (a row into `jobs` and out again in one transaction): a full disk, a read-only
+    or unreachable database fails it the way it fails the inbox, without leaving anything behind. Its
+    8 KB payload is larger than a typical inbox row, so that on a nearly full disk it is not the one
+    write that still fits."""
 
     wakes_worker = False
 
     def __call__(self, session: Session) -> None:
         key = f"healthz-probe:{uuid.uuid4().hex}"
-        enqueue(session, key=key, kind="healthz.probe", team_id=None, payload={})
+        enqueue(session, key=key, kind="healthz.probe", team_id=None, payload={"pad": os.urandom(4096).hex()})
         session.execute(delete(Job).where(Job.key == key))
 
 
@@ -225,10 +228,13 @@ class GroupCommitter:
         committed = [fn for fn, (ok, _) in zip(units, outcomes, strict=True) if ok]
         if committed:
             self._last_ok, self._refused = now, None
-        elif PROBE in units:
-            # Only the probe speaks for the database: one bad unit alone in a batch is that unit's fault.
-            self._refused = _first_line(next(v for fn, (_, v) in zip(units, outcomes, strict=True) if fn is PROBE))
         else:
+            # The database's own refusals (not a unit's broken constraint) and a failed probe mean the
+            # database refuses writes; a probe keeps checking, so health clears without traffic.
+            refusal = next((v for fn, (_, v) in zip(units, outcomes, strict=True)
+                            if fn is PROBE or is_unavailable(v)), None)
+            if refusal is not None:
+                self._refused = _first_line(refusal)
             self._ask_probe(now, 1.0)
         if PROBE in units:
             self._probe_queued = False

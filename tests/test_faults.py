@@ -11,7 +11,11 @@ does not retry: the person sees it failed), and the server goes on serving.
 from __future__ import annotations
 
 import json
+import os
 import re
+import resource
+import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -21,10 +25,12 @@ import pytest
 from sqlalchemy import select
 
 from bot import clock
+from bot.db import Database
 from bot.models import Feedback, Job
 from bot.services.common import job_row
-from tests.conftest import CUSTOMER, REP, REP2, export
+from tests.conftest import BOT_TOKEN, CUSTOMER, REP, REP2, SIGNING_SECRET, export
 from tests.support.faults import commit_time_fk_violation, write_lock_held
+from tests.support.process import BotProcess, bot_env
 from tests.support.slack_requests import SlackSender
 
 MESSAGES = [
@@ -42,17 +48,23 @@ def healthz(sender: SlackSender, url: str) -> httpx.Response:
 
 def acked_id(r: httpx.Response) -> int | None:
     """The FB id a /feedback answer promised, or None when it did not promise one."""
-    if r.status_code != 200:
+    if r.status_code != 200 or not r.content:
         return None
     m = FB_ID.search(r.json().get("text", ""))
     return int(m.group(1)) if m else None
+
+
+def acked(kind: str, r: httpx.Response) -> bool:
+    """Acknowledged as done: an event answered 200, a /feedback answered with the id it was given."""
+    return r.status_code == 200 if kind == "event" else acked_id(r) is not None
 
 
 def refused(r: httpx.Response) -> bool:
     """Not acknowledged as done: a 5xx (Slack retries events) or, for a command, an error answer."""
     if r.status_code >= 500:
         return True
-    return r.status_code == 200 and "went wrong" in r.json().get("text", "") and acked_id(r) is None
+    return r.status_code == 200 and bool(r.content) and "went wrong" in r.json().get("text", "") \
+        and acked_id(r) is None
 
 
 def inbox_keys(db: Any) -> set[str]:
@@ -148,3 +160,78 @@ def test_healthz_shows_the_backlog_of_jobs(server, slack, fake, db):
     assert 88 <= jobs["oldest_due_s"] < 200, jobs
     json.dumps(r.json())  # plain JSON all the way down
 
+
+
+def _file_size_limit(limit: int) -> Any:
+    def apply() -> None:  # runs in the child between fork and exec
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG), not the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    return apply
+
+
+@pytest.mark.skipif(os.environ.get("LOOPLINE_TEST_DB", "sqlite").startswith("postgres"),
+                    reason="the file-size limit applies to a SQLite file; the shared PostgreSQL's disk is not ours")
+def test_a_full_disk_refuses_requests_instead_of_losing_them_and_writes_resume(fake, tmp_path):
+    path = tmp_path / "full.db"
+    url = f"sqlite:///{path}"
+    migrated = Database(url)
+    migrated.upgrade()
+    migrated.dispose()  # checkpoints the write-ahead log into the database file
+    # Every file `loopline serve` writes may grow to this size: the write-ahead log soon can't.
+    limit = path.stat().st_size + 256 * 1024
+    env = bot_env(fake, url, SIGNING_SECRET, BOT_TOKEN, LOOPLINE_JOB_LEASE_SECONDS="3")
+    proc = BotProcess.serve(env, log=tmp_path / "serve.log", preexec_fn=_file_size_limit(limit))
+    sender = SlackSender(proc.url, SIGNING_SECRET)
+    sent: list[tuple[str, str, httpx.Response]] = []  # (kind, event id or text, answer)
+
+    def send(i: int) -> httpx.Response:
+        if i % 3:
+            ts = fake.add_message("C0ACME", f"{MESSAGES[i % len(MESSAGES)]} #{i}", user=CUSTOMER)
+            eid = f"EvDISK{i:04d}"
+            r = sender.reaction("reaction_added", user=REP, channel="C0ACME", ts=ts, reaction="bug", event_id=eid)
+            sent.append(("event", eid, r))
+        else:
+            text = f"Disk-full capture #{i}: “SAML” & <SCIM> please 🙏"
+            r = sender.command("/feedback", text, user=REP2)
+            sent.append(("command", text, r))
+        return r
+
+    try:
+        i = 0
+        while not any(refused(r) for _, _, r in sent):  # until the disk is full
+            assert i < 600, "the file-size limit was never reached"
+            send(i)
+            i += 1
+        for _ in range(10):  # still full: more requests, none of which may be acked and lost
+            send(i)
+            i += 1
+        r = fake.wait_until(lambda: (h := healthz(sender, proc.url)).status_code == 503 and h, timeout=15)
+        assert "refuses writes" in r.json()["reason"], r.json()
+        assert proc.proc.poll() is None
+
+        # Space comes back (the limit is lifted): writes resume without a restart.
+        resource.prlimit(proc.proc.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        cleared = time.monotonic()
+        fake.wait_until(lambda: healthz(sender, proc.url).status_code == 200, timeout=15)
+        print(f"writer healthy again {time.monotonic() - cleared:.2f} s after the disk had room")
+        for k in range(6):
+            send(i + k)
+        assert all(acked(kind, r) for kind, _, r in sent[-6:])
+        acked_events = {eid for kind, eid, r in sent if kind == "event" and acked(kind, r)}
+        db = Database(url)
+        fake.wait_until(lambda: {f"ev:{e}" for e in acked_events} <= inbox_keys(db), timeout=5)
+        fake.wait_until(lambda: len([x for x in export(db) if x["source"] == "reaction"]) >= len(acked_events),
+                        timeout=60)
+    finally:
+        sender.close()
+        proc.stop()
+    # Every answer was either an acknowledgement of something now stored, or a refusal.
+    assert all(acked(kind, r) or refused(r) for kind, _, r in sent), [(k, r.status_code) for k, _, r in sent]
+    ids = {acked_id(r): text for kind, text, r in sent if kind == "command" and acked(kind, r)}
+    stored = stored_texts(db)
+    assert {i: stored.get(i) for i in ids} == ids
+    assert any(refused(r) for _, _, r in sent) and len(ids) >= 3
+    full_at = next(n for n, (_, _, r) in enumerate(sent) if refused(r))
+    assert full_at >= 6, "some requests were stored before the disk filled up"
+    db.dispose()

@@ -35,6 +35,7 @@ from bot.slack.render.feedback import ephemeral
 from bot.slack.render.text import channel_link, escape
 from bot.themes import Embedder, is_storable, pack_vector
 from bot.worker.core import (
+    RETRY,
     JobContext,
     PermanentError,
     TransientError,
@@ -49,7 +50,6 @@ from bot.worker.postonce import find_all, mark_attempt, post_once
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
-MAX_ATTEMPTS = 8
 POLL_SECONDS = 1.0
 FILE_PREFIX = "file:"
 _ACTIVE = ("pending", "posting")
@@ -208,13 +208,14 @@ def process_claimed(db: Database, settings: Settings, client_for: Any, rid: int)
         run = s.get(DigestRun, rid)
         assert run is not None
         team, channel, attempts, requested_by = run.team_id, run.channel, run.attempts, run.requested_by
+        created = run.created_at
     try:
         post_run(db, settings, client_for(team), rid)
         log.info("digest run %s posted in %s", rid, channel)
     except Exception as raw:
         e = classify(raw)
-        if isinstance(e, TransientError) and attempts < MAX_ATTEMPTS:
-            delay = e.retry_after if e.retry_after is not None else backoff(attempts)
+        delay = RETRY.delay(e, attempt=attempts, since=created) if isinstance(e, TransientError) else None
+        if delay is not None:
             log.warning("digest run %s: transient %s, retry in %.1fs", rid, e, delay)
             _save(db, rid, locked_until=clock.now() + timedelta(seconds=delay), error=str(e)[:255])
             return
