@@ -10,11 +10,13 @@ does not retry: the person sees it failed), and the server goes on serving.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 import resource
 import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -22,14 +24,15 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import make_url, select, text
 
 from bot import clock
 from bot.db import Database
 from bot.models import Feedback, Job
 from bot.services.common import job_row
-from tests.conftest import BOT_TOKEN, CUSTOMER, REP, REP2, SIGNING_SECRET, export
-from tests.support.faults import commit_time_fk_violation, write_lock_held
+from bot.settings import load_settings
+from tests.conftest import BOT_TOKEN, CUSTOMER, REP, REP2, SIGNING_SECRET, RunningServer, export
+from tests.support.faults import TcpProxy, commit_time_fk_violation, write_lock_held
 from tests.support.process import BotProcess, bot_env
 from tests.support.slack_requests import SlackSender
 
@@ -235,3 +238,102 @@ def test_a_full_disk_refuses_requests_instead_of_losing_them_and_writes_resume(f
     full_at = next(n for n, (_, _, r) in enumerate(sent) if refused(r))
     assert full_at >= 6, "some requests were stored before the disk filled up"
     db.dispose()
+
+
+class Load:
+    """Signed requests from a few threads until stopped: reactions on distinct messages and /feedback."""
+
+    def __init__(self, fake: Any, url: str, threads: int = 4):
+        self.fake = fake
+        self.sent: list[tuple[str, str, httpx.Response, float]] = []
+        self.errors: list[Exception] = []
+        self._stop = threading.Event()
+        self._n = itertools.count()
+        self._senders = [SlackSender(url, SIGNING_SECRET) for _ in range(threads)]
+        self._threads = [threading.Thread(target=self._run, args=(s,), daemon=True) for s in self._senders]
+        for t in self._threads:
+            t.start()
+
+    def _run(self, sender: SlackSender) -> None:
+        while not self._stop.is_set():
+            i = next(self._n)
+            try:
+                if i % 3:
+                    ts = self.fake.add_message("C0ACME", f"{MESSAGES[i % len(MESSAGES)]} ({i})", user=CUSTOMER)
+                    eid = f"EvPG{i:05d}"
+                    r = sender.reaction("reaction_added", user=REP, channel="C0ACME", ts=ts, reaction="memo",
+                                        event_id=eid)
+                    self.sent.append(("event", eid, r, time.monotonic()))
+                else:
+                    text = f"Restart-proof capture #{i} — “quotes” & <angle> 🚀"
+                    r = sender.command("/feedback", text, user=REP2)
+                    self.sent.append(("command", text, r, time.monotonic()))
+            except httpx.HTTPError as e:  # the server must answer every request, fault or not
+                self.errors.append(e)
+
+    def acked_since(self, t: float) -> int:
+        return sum(1 for kind, _, r, at in list(self.sent) if at >= t and acked(kind, r))
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+        for s in self._senders:
+            s.close()
+
+
+@pytest.mark.skipif(not os.environ.get("LOOPLINE_TEST_DB", "sqlite").startswith("postgres"),
+                    reason="PostgreSQL connections dropped under load")
+def test_postgresql_dropping_every_connection_under_load_loses_no_acked_request(fake, db, db_url):
+    proxy = TcpProxy(("127.0.0.1", 5432))
+    url = make_url(db_url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    settings = load_settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
+                             slack_api_url=fake.base_url, database_url=url, loopline_log_format="text",
+                             loopline_job_lease_seconds=3)
+    server = RunningServer(settings)
+    probe = SlackSender(server.url, SIGNING_SECRET)
+    load = Load(fake, server.url)
+    try:
+        fake.wait_until(lambda: load.acked_since(0) >= 10, timeout=20)
+        # Every backend of this test's database is terminated, three times over, while requests flow.
+        for _ in range(3):
+            t = time.monotonic()
+            with db.engine.connect() as c:
+                killed = c.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+            assert killed
+            fake.wait_until(lambda t=t: load.acked_since(t) >= 5, timeout=20)
+        # Then PostgreSQL is gone for three seconds: connections reset, new ones refused.
+        proxy.cut()
+        down = time.monotonic()
+        r = fake.wait_until(lambda: (h := healthz(probe, server.url)).status_code == 503 and h, timeout=10)
+        assert not r.json()["ok"]
+        fake.wait_until(lambda: time.monotonic() - down >= 3, timeout=10)
+        refused_while_down = [s for s in list(load.sent) if s[3] > down and refused(s[2])]
+        proxy.listen()
+        back = time.monotonic()
+        fake.wait_until(lambda: load.acked_since(back) >= 1, timeout=20)
+        first_ack = min(at for kind, _, r, at in list(load.sent) if at >= back and acked(kind, r)) - back
+        fake.wait_until(lambda: healthz(probe, server.url).status_code == 200, timeout=20)
+        healthy = time.monotonic() - back
+        print(f"after PostgreSQL came back: first acked write {first_ack:.2f} s, /healthz 200 {healthy:.2f} s")
+        fake.wait_until(lambda: load.acked_since(back) >= 10, timeout=20)
+    finally:
+        load.stop()
+    try:
+        assert not load.errors, load.errors[:3]
+        assert refused_while_down  # requests did arrive while the database was gone, and were refused
+        assert all(acked(kind, r) or refused(r) for kind, _, r, _ in load.sent)
+        acked_events = {eid for kind, eid, r, _ in load.sent if kind == "event" and acked(kind, r)}
+        assert {f"ev:{e}" for e in acked_events} <= inbox_keys(db)
+        ids = {acked_id(r): text for kind, text, r, _ in load.sent if kind == "command" and acked(kind, r)}
+        stored = stored_texts(db)
+        assert {i: stored.get(i) for i in ids} == ids
+        # The worker finishes every acked reaction, the ones it was holding when its connections died too.
+        fake.wait_until(lambda: len([x for x in export(db) if x["source"] == "reaction"]) >= len(acked_events),
+                        timeout=90)
+        assert healthz(probe, server.url).status_code == 200
+    finally:
+        probe.close()
+        server.stop()
+        proxy.close()
