@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,9 +32,9 @@ def create_asgi_app(rt: Runtime, *, background: bool = True, scheduler: bool = T
             return JSONResponse({"error": "malformed request"}, status_code=400)
 
     async def healthz(_: Request) -> Response:
-        ok = rt.db.ping()
-        return JSONResponse({"ok": ok, "database": "ok" if ok else "unreachable",
-                             "worker": {"processed": rt.worker.processed}}, status_code=200 if ok else 503)
+        # Orchestrators poll this: a SELECT 1 and a cached backlog query, both off the event loop, and
+        # the writer's own view of its last commits (no write here; the writer probes on its own).
+        return JSONResponse(*await asyncio.to_thread(health, rt))
 
     async def oauth(request: Request) -> Response:
         return await handler.handle(request)
@@ -52,6 +53,41 @@ def create_asgi_app(rt: Runtime, *, background: bool = True, scheduler: bool = T
             rt.stop()
 
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def health(rt: Runtime) -> tuple[dict[str, Any], int]:
+    """/healthz: 503 with a reason when the database is unreachable or refuses writes, the writer is
+    stopped or stuck, or the worker thread died; always with the backlog of jobs."""
+    reasons: list[str] = []
+    reachable = rt.db.ping()
+    if not reachable:
+        reasons.append("the database is unreachable")
+    writer = rt.writer.health()
+    if not writer.ok and writer.reason:
+        reasons.append(writer.reason)
+    worker = rt.worker
+    if worker.started and not worker.running:
+        reasons.append("the worker thread has stopped")
+    jobs: dict[str, Any] | None = None
+    if reachable:
+        try:
+            jobs = worker.backlog()
+        except Exception as e:  # the backlog is information; the checks above decide the status
+            log.warning("backlog query failed: %s", e)
+    body = {
+        "ok": not reasons,
+        "reason": "; ".join(reasons) or None,
+        "database": "ok" if reachable else "unreachable",
+        "writer": {"ok": writer.ok, "last_commit_s": _round(writer.last_commit_s), "queued": writer.queued,
+                   "busy_s": _round(writer.busy_s)},
+        "worker": {"processed": worker.processed, "running": worker.running},
+        "jobs": jobs,
+    }
+    return body, 503 if reasons else 200
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
 
 
 def serve(rt: Runtime, *, host: str, port: int, scheduler: bool = True) -> None:
