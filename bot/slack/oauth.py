@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt.authorization import AuthorizeResult
@@ -12,12 +14,48 @@ from slack_sdk.oauth.installation_store.async_installation_store import AsyncIns
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, select
+
+# An install started must be finished within 10 minutes (Bolt's default state lifetime).
+STATE_EXPIRATION_S = 600
+
+
+class ExpiringStateStore(SQLAlchemyOAuthStateStore):
+    """slack-sdk's state store deletes a state when it is used, never when it expires, so every install
+    page shown and abandoned left a row forever. Issuing a state also deletes the expired ones (at most
+    once per `purge_every` seconds, so a burst of installs doesn't scan the table each time)."""
+
+    purge_every = 60.0
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._next_purge = 0.0
+
+    def issue(self, *args: Any, **kwargs: Any) -> str:
+        state = super().issue(*args, **kwargs)
+        if time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + self.purge_every
+            self.purge_expired(state)
+        return state
+
+    def purge_expired(self, fresh_state: str) -> int:
+        """Delete states that expired before `fresh_state` was issued.
+
+        slack-sdk stamps expire_at from the system clock; measuring against the fresh row's own stamp
+        (issued now, expiring `expiration_seconds` later) keeps to that clock without reading one.
+        """
+        c = self.oauth_states.c
+        with self.engine.begin() as conn:
+            fresh_expiry = conn.scalar(select(c.expire_at).where(c.state == fresh_state))
+            if fresh_expiry is None:
+                return 0
+            issued_at = fresh_expiry - timedelta(seconds=self.expiration_seconds)
+            return int(conn.execute(delete(self.oauth_states).where(c.expire_at < issued_at)).rowcount)
 
 
 def make_stores(client_id: str, engine: Engine) -> tuple[SQLAlchemyInstallationStore, SQLAlchemyOAuthStateStore]:
     installs = SQLAlchemyInstallationStore(client_id=client_id, engine=engine)
-    states = SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine)
+    states = ExpiringStateStore(expiration_seconds=STATE_EXPIRATION_S, engine=engine)
     # The stores own their table definitions; create_all is idempotent.
     installs.create_tables()
     states.create_tables()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -21,18 +22,23 @@ def free_port() -> int:
 
 
 class BotProcess:
-    def __init__(self, args: list[str], env: dict[str, str], *, log: Path, port: int | None = None):
+    def __init__(self, args: list[str], env: dict[str, str], *, log: Path, port: int | None = None,
+                 nofile: int | None = None):
+        """`nofile` lowers the process's open-file limit (a real fault: the descriptors run out)."""
         self.port = port
         self.log_path = log
         self._log = log.open("ab")
+        preexec = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
         self.proc = subprocess.Popen([sys.executable, "-m", "bot", *args], cwd=REPO, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env={**os.environ, **env})
+                                     stderr=subprocess.STDOUT, env={**os.environ, **env}, preexec_fn=preexec)
         self.url = f"http://127.0.0.1:{port}" if port else ""
 
     @classmethod
-    def serve(cls, env: dict[str, str], *, log: Path, extra: tuple[str, ...] = ()) -> BotProcess:
+    def serve(cls, env: dict[str, str], *, log: Path, extra: tuple[str, ...] = (), nofile: int | None = None,
+              ) -> BotProcess:
         port = free_port()
-        p = cls(["serve", "--host", "127.0.0.1", "--port", str(port), *extra], env, log=log, port=port)
+        p = cls(["serve", "--host", "127.0.0.1", "--port", str(port), *extra], env, log=log, port=port,
+                nofile=nofile)
         p.wait_ready()
         return p
 
