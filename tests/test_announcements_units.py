@@ -82,17 +82,19 @@ def test_create_is_idempotent_cancel_only_before_sending_and_permissions(db):
                                            areas=["billing"], author="U1", send_at=later)
         assert a.scheduled and not again.created and again.id == a.id and a.channels == ["C1"]
         with pytest.raises(ServiceError, match="Only"):
-            an_svc.cancel_announcement(s, announcement_id=a.id, by="U2")
+            an_svc.cancel_announcement(s, team_id=TEAM, announcement_id=a.id, by="U2")
         b = an_svc.create_announcement(s, team_id=TEAM, source_key="k2", title="t", body="b", areas=["billing"],
                                        author="U1")
-        ann_b = an_svc.get(s, b.id)
+        ann_b = an_svc.get(s, b.id, team_id=TEAM)
         assert ann_b is not None
         ann_b.deliveries[0].status = "sent"
         s.flush()
         with pytest.raises(ServiceError, match="Retract"):
-            an_svc.cancel_announcement(s, announcement_id=b.id, by="U1")
+            an_svc.cancel_announcement(s, team_id=TEAM, announcement_id=b.id, by="U1")
+    with db.session() as s, pytest.raises(ServiceError, match="doesn't exist"):  # AN-n of another workspace
+        an_svc.cancel_announcement(s, team_id="T0OTHER", announcement_id=a.id, by="U1")
     with db.session() as s:
-        assert an_svc.cancel_announcement(s, announcement_id=a.id, by="U1").status == "cancelled"
+        assert an_svc.cancel_announcement(s, team_id=TEAM, announcement_id=a.id, by="U1").status == "cancelled"
     assert an_svc.may_announce({"is_owner": True}, "U9", set())
     assert an_svc.may_announce({}, "U9", {"U9"}) and not an_svc.may_announce({"is_admin": False}, "U9", set())
 

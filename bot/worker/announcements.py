@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from bot import hooks
 from bot.exports import EXPORTERS
+from bot.runtime import Runtime, periodic
 from bot.services import announcements as an_svc
 from bot.services import subscriptions as sub_svc
 from bot.slack.render import feedback as fb_render
@@ -101,3 +102,10 @@ def _channel_gone(session: Session, team_id: str, channel: str, reason: str) -> 
 HOME_HOOKS.append(_home)
 hooks.channel_gone.append(_channel_gone)
 EXPORTERS["announcements"] = (an_svc.EXPORT_FIELDS, lambda s, all_: an_svc.export_announcements(s, all_))
+
+
+@periodic("prune-view-grants", 3600)
+def prune_view_grants(rt: Runtime) -> None:
+    """Expired announce grants are worth nothing; the table holds the last GRANT_TTL's worth."""
+    with rt.db.session() as s:
+        an_svc.purge_grants(s)

@@ -12,12 +12,13 @@ import re
 from datetime import date
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.orm import Session
 
 from bot.services import decisions as svc
 from bot.services.common import ServiceError, enqueue, queue_private
+from bot.services.feedback import get_feedback
 from bot.slack.edge import Edge, team_of
 from bot.slack.ids import Action, Callback
 from bot.slack.render import decision as render
@@ -121,12 +122,16 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     # --- linking from the feedback side --------------------------------------------------------
 
-    async def open_link_modal(body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def open_link_modal(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
         value = body["actions"][0].get("value") or ""
         if not value.isdigit():
             return
         team = team_of(body)
         with edge.db.read_session() as s:
+            if get_feedback(s, int(value), team_id=team) is None:
+                await respond(response_type="ephemeral", replace_original=False,
+                              text=f"FB-{value} doesn't exist in this workspace.")
+                return
             choices = [(d.id, d.title, d.status) for d in svc.latest_decisions(s, team_id=team, limit=100)]
         view = render.link_modal(feedback_id=int(value), choices=choices,
                                  metadata={"feedback_id": int(value), "channel": _channel_of(body)})
@@ -152,7 +157,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
         def link(s: Session) -> None:
             added = svc.link_feedback(s, team_id=team, decision_id=did, feedback_id=fid, by=user)
-            dec = svc.get_decision(s, did)
+            dec = svc.get_decision(s, did, team_id=team)
             assert dec is not None
             text, blocks = render.linked(fid, render.summary_of(dec), added=added)
             key = f"linked:{view['id']}:{view.get('hash', '')}"
