@@ -95,6 +95,8 @@ def serve(rt: Runtime, *, host: str, port: int, scheduler: bool = True) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 50)
-    log.info("serving on http://%s:%s/slack/events", host, port)
+    limits = uvicorn_limits()
+    log.info("serving on http://%s:%s/slack/events (at most %d connections)", host, port,
+             limits["http"].max_connections)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
-                timeout_graceful_shutdown=5, **uvicorn_limits())
+                timeout_graceful_shutdown=5, **limits)

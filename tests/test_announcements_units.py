@@ -106,3 +106,22 @@ def test_token_bucket_paces_threads_to_the_rate():
     start = time.monotonic()
     bucket.penalise(0.2)
     assert bucket.reserve() >= start + 0.2
+
+
+def test_an_announce_grant_is_for_one_person_one_form_one_workspace_and_expires(db):
+    now = clock.now()
+    with db.session() as s:
+        an_svc.grant_announce(s, team_id=TEAM, user_id="U0ADMIN", view_key="k-admin", now=now)
+    with db.read_session() as s:
+        def may(user: str, key: str | None, team: str = TEAM, at: object = now) -> bool:
+            return an_svc.may_submit_announcement(s, team_id=team, user_id=user, view_key=key, now=at)
+
+        assert may("U0ADMIN", "k-admin")
+        assert not may("U0REP", "k-admin")  # someone else with the admin's form
+        assert not may("U0ADMIN", "k-other") and not may("U0ADMIN", None)
+        assert not may("U0ADMIN", "k-admin", team="T0OTHER")
+        assert may("U0ADMIN", "k-admin", at=now + an_svc.GRANT_TTL - timedelta(minutes=1))
+        assert not may("U0ADMIN", "k-admin", at=now + an_svc.GRANT_TTL)
+    with db.session() as s:
+        assert an_svc.purge_grants(s, now=now + timedelta(hours=1)) == 0
+        assert an_svc.purge_grants(s, now=now + an_svc.GRANT_TTL) == 1
