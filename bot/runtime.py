@@ -41,14 +41,15 @@ def _prune(rt: Runtime) -> None:
 class Runtime:
     def __init__(self, settings: Settings, *, migrate: bool = True):
         self.settings = settings
+        keys = settings.require_encryption_keys() if settings.oauth_enabled else []
         self.db = Database(settings.database_url)
         if migrate:
             self.db.upgrade()
         self.oauth_stores: tuple[Any, Any] | None = None
         if settings.oauth_enabled:
-            from bot.slack.oauth import make_stores
+            from bot.slack.oauth import TokenCipher, make_stores
 
-            self.oauth_stores = make_stores(settings.slack_client_id or "", self.db.engine)
+            self.oauth_stores = make_stores(settings.slack_client_id or "", self.db.engine, TokenCipher(keys))
         self.slack = SlackClients(settings, self.oauth_stores[0] if self.oauth_stores else None)
         self.worker = Worker(self.db, self.slack, settings)
         self.writer = GroupCommitter(self.db, on_commit=self.worker.wake)

@@ -28,6 +28,7 @@ from tests.support.slack_requests import SlackSender
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-1234-test-token"
+ENCRYPTION_KEY = "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg="  # a Fernet key, for OAuth installs in tests
 PG_ADMIN_URL = os.environ.get("LOOPLINE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 # Seeded people and channels (realistic ids and names).
@@ -72,10 +73,20 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+# slack-sdk's OAuth tables are created by its stores, not by our migrations; they hold tokens encrypted
+# with a test's LOOPLINE_ENCRYPTION_KEY, which the next test's key could not read.
+SLACK_SDK_TABLES = ("slack_bots", "slack_installations", "slack_oauth_states")
+
+
 def wipe(db: Database) -> None:
+    from sqlalchemy import inspect
+
     with db.session() as s:
         for table in reversed(Base.metadata.sorted_tables):
             s.execute(table.delete())
+        for name in SLACK_SDK_TABLES:
+            if inspect(s.connection()).has_table(name):
+                s.execute(text(f"DELETE FROM {name}"))
 
 
 @pytest.fixture

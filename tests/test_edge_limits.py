@@ -22,7 +22,7 @@ from sqlalchemy import func, insert, select
 
 from bot.logging import JsonFormatter
 from bot.settings import load_settings
-from tests.conftest import BOT_TOKEN, REP, SIGNING_SECRET, RunningServer, export
+from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, REP, SIGNING_SECRET, RunningServer, export
 from tests.support.process import BotProcess, bot_env
 from tests.support.slack_requests import SlackSender
 
@@ -302,7 +302,8 @@ def test_install_page_is_rate_limited_per_client_and_expired_states_are_purged(f
     from datetime import UTC, datetime, timedelta
 
     settings = load_settings(slack_client_id="111.222", slack_client_secret="oauth-secret",
-                             slack_signing_secret=SIGNING_SECRET, slack_api_url=fake.base_url, database_url=db_url)
+                             slack_signing_secret=SIGNING_SECRET, slack_api_url=fake.base_url, database_url=db_url,
+                             loopline_encryption_key=ENCRYPTION_KEY)
     srv = RunningServer(settings)
     states = srv.rt.oauth_stores[1].oauth_states
     # Abandoned installs from last week (stamped on the store's own clock, as slack-sdk does).

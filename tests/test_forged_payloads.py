@@ -24,7 +24,7 @@ from bot.services import decisions as dec_svc
 from bot.services import subscriptions as sub_svc
 from bot.settings import load_settings
 from bot.slack.render import feedback as fb_render
-from tests.conftest import ADMIN, PM, REP, SIGNING_SECRET, RunningServer, export
+from tests.conftest import ADMIN, ENCRYPTION_KEY, PM, REP, SIGNING_SECRET, RunningServer, export
 from tests.support.slack_requests import SlackSender, select_value, text_value
 from tests.test_announcements_e2e import modal_values, open_modal, seed_subscriptions, wait
 from tests.test_never_pings import PINGS, mrkdwn_texts
@@ -81,7 +81,8 @@ def _install(srv: RunningServer, fake: Any, team: str, token: str) -> None:
 def two_workspaces(fake, db, db_url):
     settings = load_settings(slack_client_id="111.222", slack_client_secret="oauth-secret",
                              slack_signing_secret=SIGNING_SECRET, slack_api_url=fake.base_url, database_url=db_url,
-                             loopline_log_format="text", loopline_announcers=B_ANNOUNCER)
+                             loopline_log_format="text", loopline_announcers=B_ANNOUNCER,
+                             loopline_encryption_key=ENCRYPTION_KEY)
     srv = RunningServer(settings)
     _install(srv, fake, A, "xoxb-workspace-a-1111")
     _install(srv, fake, B, "xoxb-workspace-b-2222")
