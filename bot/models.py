@@ -421,3 +421,22 @@ class DigestRun(Base):
         UniqueConstraint("team_id", "channel", "period_key", name="uq_digest_run_period"),
         Index("ix_digest_runs_due", "status", "locked_until"),
     )
+
+
+# --- Slack Connect: who is outside the organisation, which channels are shared with it -------------
+
+
+class AudienceCheck(Base):
+    """What Slack last said about a person (outside the installing organisation?) or a channel (shared
+    with another organisation?), so the check costs one Web API call per object per TTL, not one per use.
+    See docs/slack-connect.md."""
+
+    __tablename__ = "audience_checks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(8))  # user|channel
+    object_id: Mapped[str] = mapped_column(String(32))
+    external: Mapped[bool] = mapped_column(Boolean)  # user: outside the organisation; channel: shared with it
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("team_id", "kind", "object_id", name="uq_audience_check"),)

@@ -76,8 +76,9 @@ class Runtime:
                     raise ConfigError(f"SLACK_BOT_TOKEN was refused by Slack ({e.response.get('error')})") from None
                 except OSError as e:
                     raise ConfigError(f"SLACK_API_URL {self.settings.slack_api_url} is unreachable ({e})") from None
+                # enterprise_id: the Grid organisation, whose other workspaces count as inside.
                 self._identity = {"team_id": resp.get("team_id"), "user_id": resp.get("user_id"),
-                                  "bot_id": resp.get("bot_id")}
+                                  "bot_id": resp.get("bot_id"), "enterprise_id": resp.get("enterprise_id")}
         return self._identity
 
     def build_app(self, *, request_verification: bool = True) -> Any:

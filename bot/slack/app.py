@@ -54,7 +54,7 @@ def build_app(edge: Edge, *, bot_identity: dict[str, Any] | None = None, oauth_s
 
         async def authorize(**_: Any) -> AuthorizeResult:
             # A fixed answer: Bolt's default would call auth.test on the first request, inside its ack.
-            return AuthorizeResult(enterprise_id=None, team_id=ident.get("team_id"), bot_token=token,
+            return AuthorizeResult(enterprise_id=ident.get("enterprise_id"), team_id=ident.get("team_id"), bot_token=token,
                                    bot_id=ident.get("bot_id"), bot_user_id=ident.get("user_id"))
 
         app = AsyncApp(**common, client=make_async_web_client(settings, token), authorize=authorize)

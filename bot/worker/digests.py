@@ -27,13 +27,15 @@ from bot.db import Database
 from bot.models import DigestRun, DigestSchedule, Feedback
 from bot.runtime import BACKGROUND, Runtime, periodic
 from bot.services import schedules as sched_svc
-from bot.services.common import enqueue
+from bot.services.common import enqueue, queue_private
 from bot.services.digests import CHART_THEMES, DigestData, build_digest, embedder_for, namer_for
 from bot.settings import Settings
 from bot.slack.render import digest as render
+from bot.slack.render.connect import DIGEST_REFUSAL, SCHEDULE_STOPPED
 from bot.slack.render.feedback import ephemeral
 from bot.slack.render.text import channel_link, escape
 from bot.themes import Embedder, is_storable, pack_vector
+from bot.worker.audience import channel_shared, is_shared
 from bot.worker.core import (
     JobContext,
     PermanentError,
@@ -203,13 +205,39 @@ def run_due(db: Database, settings: Settings, client_for: Any, *, limit: int = 1
     return handled
 
 
+def refuse_shared(db: Database, rid: int) -> None:
+    """A digest summarises the whole workspace's feedback: never into a channel shared with another
+    organisation. The run is recorded as refused, whoever asked is told privately, and a schedule there
+    is stopped (its owner told once), since every later period would be refused the same way."""
+    with db.session() as s:
+        run = s.get(DigestRun, rid)
+        assert run is not None
+        run.status, run.error, run.locked_until = "refused", "channel shared with another organisation", None
+        if run.requested_by:
+            queue_private(s, key=f"digest-refused:{rid}", team_id=run.team_id, channel=run.channel,
+                          user=run.requested_by, text=DIGEST_REFUSAL)
+        sched = s.get(DigestSchedule, run.schedule_id) if run.schedule_id else None
+        if sched is not None and sched.active:
+            sched.active = False
+            if sched.created_by:
+                text = SCHEDULE_STOPPED.format(channel=channel_link(run.channel))
+                enqueue(s, key=f"digest-stopped:{sched.id}:{run.id}", kind="notify.dm", team_id=run.team_id,
+                        payload={"user": sched.created_by, "text": text, "blocks": ephemeral(text, text)["blocks"]})
+    log.info("digest run %s refused: its channel is shared with another organisation", rid)
+
+
 def process_claimed(db: Database, settings: Settings, client_for: Any, rid: int) -> None:
     with db.read_session() as s:
         run = s.get(DigestRun, rid)
         assert run is not None
         team, channel, attempts, requested_by = run.team_id, run.channel, run.attempts, run.requested_by
     try:
-        post_run(db, settings, client_for(team), rid)
+        client = client_for(team)
+        # Asked afresh at post time: a channel scheduled while internal may have been shared since.
+        if is_shared(db, client, team, channel, fresh=True):
+            refuse_shared(db, rid)
+            return
+        post_run(db, settings, client, rid)
         log.info("digest run %s posted in %s", rid, channel)
     except Exception as raw:
         e = classify(raw)
@@ -313,6 +341,11 @@ def embed_pass(rt: Runtime) -> None:
 
 @handler("digest.schedule")
 def save_schedule_job(ctx: JobContext, p: dict[str, Any]) -> None:
+    if channel_shared(ctx, p["channel"], fresh=True):
+        with ctx.db.session() as s:
+            enqueue(s, key=f"answer:{ctx.key}", kind="notify.respond", team_id=ctx.team_id,
+                    payload={"response_url": p.get("response_url"), "user": p["user"], "text": DIGEST_REFUSAL})
+        return
     tz = ctx.settings.loopline_timezone
     try:
         tz = (ctx.client().users_info(user=p["user"]).get("user") or {}).get("tz") or tz

@@ -12,6 +12,7 @@ from bot.services import feedback as fb_svc
 from bot.services.common import enqueue, queue_private
 from bot.services.feedback import base_reaction
 from bot.slack.render import feedback as render
+from bot.worker.audience import channel_shared, person_outside
 from bot.worker.core import JobContext, handler, slack_error
 from bot.worker.events import on_event
 
@@ -28,13 +29,26 @@ def message_text(msg: dict[str, Any]) -> str:
     return "\n".join(p for p in parts if p) or "(message without text)"
 
 
+def tagged_from_outside(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) -> bool:
+    """A reaction by someone outside the organisation, in a channel shared with theirs, is their own
+    emoji, not a tag: only the organisation's people tag feedback (docs/slack-connect.md). Only a shared
+    channel can hold outsiders; Slack says so in the envelope, and when it doesn't, we ask."""
+    shared = env.get("is_ext_shared_channel")
+    if shared is None:
+        shared = channel_shared(ctx, event["item"]["channel"])
+    if shared and person_outside(ctx, event["user"], user_team=event.get("user_team")):
+        log.info("reaction by someone outside the organisation: not a tag")
+        return True
+    return False
+
+
 @on_event("reaction_added")
 def reaction_added(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) -> None:
     team = env["team_id"]
     channel, ts = event["item"]["channel"], event["item"]["ts"]
     reaction = base_reaction(event["reaction"])
     kind = ctx.settings.reactions.get(reaction)
-    if kind is None:
+    if kind is None or tagged_from_outside(ctx, event, env):
         return
     user = event["user"]
     with ctx.db.read_session() as s:
@@ -74,7 +88,7 @@ def reaction_removed(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]
     team = env["team_id"]
     channel, ts = event["item"]["channel"], event["item"]["ts"]
     reaction = base_reaction(event["reaction"])
-    if reaction not in ctx.settings.reactions:
+    if reaction not in ctx.settings.reactions or tagged_from_outside(ctx, event, env):
         return
     user = event["user"]
     with ctx.db.session() as s:

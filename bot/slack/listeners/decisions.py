@@ -53,8 +53,11 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     app.command("/decision")(ack=decision_command, lazy=[open_decision_modal])
 
-    async def decision_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+    async def decision_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
         team, user = team_of(body), body["user"]["id"]
+        if why := await edge.refuse_if_outside(body, context):
+            await ack(response_action="errors", errors={render.B_TITLE: why})
+            return
         meta = json.loads(view.get("private_metadata") or "{}")
         f = render.read_decision_modal(view["state"]["values"])
         errors: dict[str, str] = {}
@@ -96,7 +99,11 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     # --- status buttons ------------------------------------------------------------------------
 
-    async def status_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def status_clicked(ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
+        # The card sits in the channel, where people of another organisation may press its buttons.
+        if await edge.refuse_if_outside(body, context):
+            await ack()
+            return
         action = body["actions"][0]
         if action.get("type") == "overflow" or action.get("action_id") == Action.DECISION_OVERFLOW:
             raw = (action.get("selected_option") or {}).get("value") or ""
@@ -122,7 +129,10 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     # --- linking from the feedback side --------------------------------------------------------
 
-    async def open_link_modal(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
+    async def open_link_modal(body: dict[str, Any], client: AsyncWebClient, context: Any,
+                              respond: AsyncRespond) -> None:
+        if await edge.turned_away_after_ack(body, context, client, respond):
+            return
         value = body["actions"][0].get("value") or ""
         if not value.isdigit():
             return
@@ -139,8 +149,11 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     app.action(Action.FEEDBACK_LINK_DECISION)(ack=ack_only, lazy=[open_link_modal])
 
-    async def link_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+    async def link_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
         team, user = team_of(body), body["user"]["id"]
+        if why := await edge.refuse_if_outside(body, context):
+            await ack(response_action="errors", errors={render.B_TYPED: why})
+            return
         meta = json.loads(view.get("private_metadata") or "{}")
         fid = int(meta.get("feedback_id") or 0)
         wanted = render.read_link_modal(view["state"]["values"])

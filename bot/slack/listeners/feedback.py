@@ -21,6 +21,7 @@ from bot.services.common import ServiceError, enqueue, queue_private
 from bot.slack.edge import Edge, team_of
 from bot.slack.ids import Action, Callback
 from bot.slack.render import feedback as render
+from bot.slack.render.connect import OUTSIDER_REFUSAL
 from bot.slack.render.text import INPUT_TEXT_MAX, escape
 
 FORMS = [
@@ -59,9 +60,12 @@ def parse_feedback_command(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def register(app: AsyncApp, edge: Edge) -> None:
-    async def feedback_command(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def feedback_command(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
         team, channel, user = team_of(body), body["channel_id"], body["user_id"]
         action, args = parse_feedback_command(body.get("text", ""))
+        if action != "capture" and edge.outside(body, context) is not False:
+            await ack(**render.ephemeral(OUTSIDER_REFUSAL))
+            return
         if action == "modal":
             await ack()
             edge.after_ack(open_feedback_modal(body, client))
@@ -106,7 +110,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
                                                        request_key=body.get("trigger_id") or text))
         fb = render.FeedbackSummary(id=new["id"], text=new["text"], kind=new.get("kind", "feedback"),
                                     votes=new["votes"], customer=new["customer"], arr=new["arr"], reporter=user)
-        msg_text, blocks = render.capture_confirmation(fb, created=new["created"])
+        msg_text, blocks = render.capture_confirmation(fb, created=new["created"],
+                                                       outsider=edge.outside(body, context) is not False)
         await ack(response_type="ephemeral", text=msg_text, blocks=blocks)
 
     async def open_feedback_modal(body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -126,7 +131,9 @@ def register(app: AsyncApp, edge: Edge) -> None:
     async def ack_only(ack: AsyncAck) -> None:
         await ack()
 
-    async def open_shortcut_modal(body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def open_shortcut_modal(body: dict[str, Any], client: AsyncWebClient, context: Any, respond: Any) -> None:
+        if await edge.turned_away_after_ack(body, context, client, respond):
+            return
         team, channel = team_of(body), body["channel"]["id"]
         message = body.get("message") or {}
         ts = message.get("ts") or body.get("message_ts")
@@ -158,7 +165,10 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     # --- "Add details" -------------------------------------------------------------------------
 
-    async def open_details_modal(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
+    async def open_details_modal(body: dict[str, Any], client: AsyncWebClient, context: Any,
+                                 respond: AsyncRespond) -> None:
+        if await edge.turned_away_after_ack(body, context, client, respond):
+            return
         fid = int(body["actions"][0]["value"])
         with edge.db.read_session() as s:
             item = fb_svc.get_feedback(s, fid, team_id=team_of(body))
@@ -176,8 +186,11 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     # --- modal submission ----------------------------------------------------------------------
 
-    async def feedback_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+    async def feedback_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
         team, user = team_of(body), body["user"]["id"]
+        if why := await edge.refuse_if_outside(body, context):
+            await ack(response_action="errors", errors={"fb_text": why})
+            return
         meta = json.loads(view.get("private_metadata") or "{}")
         fields = render.read_feedback_modal(view["state"]["values"])
         try:
@@ -232,8 +245,11 @@ def register(app: AsyncApp, edge: Edge) -> None:
     # --- the "account or feedback?" question -------------------------------------------------
 
     @app.action(Action.FEEDBACK_ACCOUNT_CONFIRM)
-    async def map_account(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def map_account(ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
         team, user = team_of(body), body["user"]["id"]
+        if await edge.refuse_if_outside(body, context):
+            await ack()
+            return
         channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id"))
         choice = json.loads(body["actions"][0]["value"])
         arr = f" ({render.money(choice['arr'])} ARR)" if choice.get("arr") else ""
@@ -251,8 +267,11 @@ def register(app: AsyncApp, edge: Edge) -> None:
         await ack()
 
     @app.action(Action.FEEDBACK_CAPTURE_INSTEAD)
-    async def capture_instead(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def capture_instead(ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
         team, user = team_of(body), body["user"]["id"]
+        if await edge.refuse_if_outside(body, context):
+            await ack()
+            return
         channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id"))
         action = body["actions"][0]
         new = await edge.writer.run(fb_svc.CommandText(team_id=team, channel=channel, user=user, text=action["value"],

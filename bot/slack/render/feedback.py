@@ -50,8 +50,11 @@ def _details_line(fb: FeedbackSummary) -> str:
 
 
 def capture_confirmation(fb: FeedbackSummary, *, created: bool, new_vote: bool = False,
-                         via: str = "") -> tuple[str, list[dict[str, Any]]]:
-    """The private note after a capture: names the id, shows the text, offers "Add details"."""
+                         via: str = "", outsider: bool = False) -> tuple[str, list[dict[str, Any]]]:
+    """The private note after a capture: names the id, shows the text, offers "Add details".
+
+    `outsider`: for someone outside the organisation (or not known to be inside): the id and their own
+    words only; no account, ARR, area, votes or editing buttons (docs/slack-connect.md)."""
     if created:
         head = f":white_check_mark: Captured as *{fb.public_id}*{via}."
         text = f"Captured as {fb.public_id}"
@@ -62,6 +65,8 @@ def capture_confirmation(fb: FeedbackSummary, *, created: bool, new_vote: bool =
         head = f":information_source: This is already *{fb.public_id}*; nothing changed."
         text = f"Already captured as {fb.public_id}"
     title = link(fb.permalink, fb.public_id) if fb.permalink else fb.public_id
+    if outsider:
+        return text, [bk.section(f"{head}\n{quote(fb.text, 600)}")]
     blocks = [
         bk.section(f"{head}\n{quote(fb.text, 600)}"),
         bk.context(f"{title} · {_details_line(fb)}"),

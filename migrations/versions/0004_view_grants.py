@@ -1,7 +1,7 @@
 """view grants: rights checked when a modal was opened, for its submission
 
-Revision ID: 0003_view_grants
-Revises: 0002_token_encryption
+Revision ID: 0004_view_grants
+Revises: 0003_connect
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from alembic import op
 
 import bot.models
 
-revision: str = "0003_view_grants"
-down_revision: str | None = "0002_token_encryption"
+revision: str = "0004_view_grants"
+down_revision: str | None = "0003_connect"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
