@@ -369,7 +369,7 @@ def schedule_answer(sched: DigestSchedule, now: datetime) -> tuple[str, list[dic
                              tz_name=sched.timezone, now=now).astimezone(sched_svc.zone(sched.timezone))
     text = (f"Digest scheduled in this channel {sched_svc.describe(sched)}. "
             f"Next one: {nxt.strftime('%a %-d %b %H:%M %Z')}.")
-    return text, ephemeral(text, ":calendar: " + escape(text))["blocks"]
+    return escape(text), ephemeral(text, ":calendar: " + escape(text))["blocks"]  # areas are the users' words
 
 
 # --- App Home: the latest digest's themes ----------------------------------------------------------

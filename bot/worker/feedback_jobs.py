@@ -87,7 +87,7 @@ def _confirm(s: Session, item: Any, why: dict[str, Any]) -> None:
 def _text_not_fetched(s: Session, ctx: JobContext, why: dict[str, Any], error: str) -> None:
     """The fetch gave up (a day of Slack errors, or no access): the item stays, and the reactor hears
     that its text is missing and how to fill it in, instead of waiting for a confirmation forever."""
-    item = fb_svc.get_feedback(s, why["feedback_id"])
+    item = fb_svc.get_feedback(s, why["feedback_id"], team_id=ctx.team_id or "")
     if item is None or not (why["created"] or why["new_vote"]):
         return
     s.refresh(item, ["votes"])
@@ -101,7 +101,7 @@ def fetch_reacted_message(ctx: JobContext, why: dict[str, Any]) -> None:
     """Fill a reaction's item with the message's text and permalink, then confirm to the reactor.
     Slack errors go to the worker's retry policy (bot/worker/core.py RETRY)."""
     with ctx.db.read_session() as s:
-        item = fb_svc.get_feedback(s, why["feedback_id"])
+        item = fb_svc.get_feedback(s, why["feedback_id"], team_id=ctx.team_id or "")
         if item is None:
             return
         needs_fetch = item.text_pending or not item.permalink

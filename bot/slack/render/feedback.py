@@ -120,7 +120,8 @@ def usage(command: str, problem: str, forms: list[tuple[str, str]]) -> dict[str,
     lines = "\n".join(f"• `{escape(f)}` — {escape(d)}" for f, d in forms)
     return {
         "response_type": "ephemeral",
-        "text": f"{problem} Usage of {command}: " + "; ".join(f for f, _ in forms),
+        # The problem often quotes what was typed: the top-level text is parsed for mentions too.
+        "text": escape(f"{problem} Usage of {command}: " + "; ".join(f for f, _ in forms)),
         "blocks": [bk.section(f":warning: {escape(problem)}\n*Usage*\n{lines}")],
     }
 
@@ -130,7 +131,7 @@ def account_question(name: str, arr: float | None, original: str) -> dict[str, A
     arr_text = f" ({money(arr)} ARR)" if arr else ""
     return {
         "response_type": "ephemeral",
-        "text": f"Map this channel to the account {name}{arr_text}, or capture the text as feedback?",
+        "text": f"Map this channel to the account {escape(name)}{arr_text}, or capture the text as feedback?",
         "blocks": [
             bk.section(f":office: Map this channel to the account *{escape(name)}*{arr_text}? Feedback captured "
                        "here would get it filled in.\nOr did you mean this as feedback?\n" + quote(original, 500)),
@@ -144,8 +145,9 @@ def account_question(name: str, arr: float | None, original: str) -> dict[str, A
 
 
 def ephemeral(text: str, mrkdwn: str | None = None) -> dict[str, Any]:
-    """`mrkdwn` must already be escaped."""
-    return {"response_type": "ephemeral", "text": text, "blocks": [bk.section(mrkdwn or escape(text))]}
+    """A private reply. `text` is plain (escaped here: Slack parses a message's top-level text for
+    mentions too); `mrkdwn`, for the block, must already be escaped."""
+    return {"response_type": "ephemeral", "text": escape(text), "blocks": [bk.section(mrkdwn or escape(text))]}
 
 
 def feedback_modal(*, metadata: dict[str, Any], text: str = "", customer: str | None = None,
