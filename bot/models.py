@@ -280,6 +280,24 @@ class Acknowledgement(Base):
     __table_args__ = (UniqueConstraint("announcement_id", "user_id", name="uq_ack_announcement_user"),)
 
 
+class ViewGrant(Base):
+    """A right checked with Slack when a modal was opened, for its submission to rely on.
+
+    A submission carries back whatever `private_metadata` the client sends, so "who opened this form"
+    can't be read from it. The grant names the person and the view's `external_id` (set by us when
+    opening it; Slack echoes it in the submission) and lasts a while (bot/services/announcements.py).
+    """
+
+    __tablename__ = "view_grants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    view_key: Mapped[str] = mapped_column(String(64), unique=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(32))
+    purpose: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # --- decisions ----------------------------------------------------------------------------------
 
 

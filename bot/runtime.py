@@ -81,11 +81,12 @@ class Runtime:
                                   "bot_id": resp.get("bot_id"), "enterprise_id": resp.get("enterprise_id")}
         return self._identity
 
-    def build_app(self) -> Any:
+    def build_app(self, *, request_verification: bool = True) -> Any:
         from bot.slack.app import build_app
 
         identity = None if self.oauth_stores else self.bot_identity()
-        return build_app(self.edge, bot_identity=identity, oauth_stores=self.oauth_stores)
+        return build_app(self.edge, bot_identity=identity, oauth_stores=self.oauth_stores,
+                         request_verification=request_verification)
 
     def start_background(self, *, worker: bool = True, scheduler: bool = True) -> None:
         # Features register their periodic jobs and worker passes on import.

@@ -60,6 +60,17 @@ def job(db: Any, key: str) -> Job | None:
         return s.scalar(select(Job).where(Job.key == key))
 
 
+def assert_abandoned(db: Any, event_id: str, *reason: str) -> None:
+    """The event's job and what it queued (the message fetch, the confirmation) all ended: none pending,
+    retried or failed; the one that met the dead workspace is `abandoned`, tried once at most, with the reason."""
+    with db.read_session() as s:
+        jobs = list(s.scalars(select(Job).where(Job.key.in_(
+            [f"ev:{event_id}", f"fetch:{event_id}", f"confirm:{event_id}"]))))
+    assert jobs and {j.status for j in jobs} <= {"done", "abandoned"}, [(j.key, j.status, j.error) for j in jobs]
+    [dead] = [j for j in jobs if j.status == "abandoned"]
+    assert dead.attempts <= 1 and all(word in (dead.error or "") for word in reason), (dead.key, dead.error)
+
+
 def tokens_used(fake: Any, method: str) -> set[str | None]:
     return {c.token for c in fake.calls_to(method)}
 
@@ -122,13 +133,13 @@ def sender_for(srv: RunningServer) -> Iterator[SlackSender]:
 
 def test_grid_workspace_reaction_is_captured_with_that_workspaces_token(multi, fake, db):
     install(multi.rt, fake, enterprise_id="E111", team_id="T111", token=GRID_TOKEN)
-    fake.add_message("C111", MESSY, user="W222", ts=REACTED_TS)
+    fake.add_message("C111", MESSY, user="W111", ts=REACTED_TS)
     with sender_for(multi) as slack:
         r = slack.json_body(reaction("grid_reaction_added.json", event_id="EvGRID1"))
     assert r.status_code == 200
     multi.settle()
     [rec] = export(db)
-    assert rec["text"] == MESSY and rec["reporter"] == "W222" and rec["captured_by"] == "W111"
+    assert rec["text"] == MESSY and rec["reporter"] == "W111" and rec["captured_by"] == "W111"
     assert team_of_item(db, MESSY) == "T111"
     assert tokens_used(fake, "reactions.get") == {GRID_TOKEN}
     fake.wait_until(lambda: fake.ephemerals(user="W111", channel="C111"))
@@ -231,7 +242,7 @@ def test_org_wide_install_captures_in_the_workspace_where_things_happen(multi, f
     assert multi.rt.oauth_stores[0].find_bot(enterprise_id="E111", team_id=None, is_enterprise_install=True)
     recorded = load("org_wide_message.json")
     fake.add_message("C111", "<@W222>", user="W111", ts=recorded["event"]["ts"])
-    fake.add_message("C111", MESSY, user="W222", ts=REACTED_TS)
+    fake.add_message("C111", MESSY, user="W111", ts=REACTED_TS)
     with sender_for(multi) as slack:
         # Org-wide commands say is_enterprise_install=true; the workspace is team_id.
         r = slack.form(command("watch", fake.response_url("watch"), is_enterprise_install="true"))
@@ -283,7 +294,7 @@ def two_grid_workspaces(rt: Any, fake: Any) -> None:
     """Loopline installed in T111 and T222 of the org E111, a message to tag in each."""
     install(rt, fake, enterprise_id="E111", team_id="T111", token=GRID_TOKEN)
     install(rt, fake, enterprise_id="E111", team_id="T222", token=GRID2_TOKEN)
-    fake.add_message("C111", MESSY, user="W222", ts=REACTED_TS)
+    fake.add_message("C111", MESSY, user="W111", ts=REACTED_TS)
     fake.add_message("C222", "Keep working here", user="W111", ts=REACTED_TS)
 
 
@@ -305,10 +316,9 @@ def test_grid_uninstall_stops_new_work_and_abandons_what_was_queued(paused, fake
     assert late.status_code == 200 and "reinstall" in late.text.lower()
     assert job(db, "ev:EvLATE") is None
     rt.worker.drain()
-    queued = job(db, "ev:EvQUEUED")
-    assert queued is not None and queued.status == "abandoned" and queued.attempts <= 1
-    assert "T111" in (queued.error or "") and "removed" in (queued.error or "")
-    assert [rec["text"] for rec in export(db)] == ["Keep working here"]
+    assert_abandoned(db, "EvQUEUED", "T111", "removed")
+    texts = [rec["text"] for rec in export(db)]
+    assert "Keep working here" in texts and MESSY not in texts
     assert any("abandoned" in r.getMessage() and "T111" in r.getMessage() for r in caplog.records)
 
 
@@ -328,11 +338,10 @@ def test_a_job_refused_for_a_dead_token_is_abandoned_not_dropped(paused, fake, d
     else:
         fake.fail_next("reactions.get", error="account_inactive", status=200, times=None, channel="C111")
     rt.worker.drain()
-    dead = job(db, "ev:EvDEAD")
-    assert dead is not None and dead.status == "abandoned" and refusal in (dead.error or "")
-    assert dead.attempts == 1  # not retried: no later attempt can succeed
+    assert_abandoned(db, "EvDEAD", refusal, "T111")  # not retried: no later attempt can succeed
     assert job(db, "ev:EvALIVE").status == "done"  # type: ignore[union-attr]
-    assert [rec["text"] for rec in export(db)] == ["Keep working here"]
+    texts = [rec["text"] for rec in export(db)]
+    assert "Keep working here" in texts and MESSY not in texts
     assert any("abandoned" in r.getMessage() and refusal in r.getMessage() for r in caplog.records)
 
 
@@ -350,7 +359,7 @@ def test_tokens_revoked_for_one_grid_workspace_removes_only_its_bot(paused, fake
 def test_org_wide_uninstall_stops_the_whole_org_and_abandons_its_queue(paused, fake, db):
     rt = paused.rt
     install(rt, fake, enterprise_id="E111", team_id=None, token=ORG_TOKEN, org_wide=True)
-    fake.add_message("C111", MESSY, user="W222", ts=REACTED_TS)
+    fake.add_message("C111", MESSY, user="W111", ts=REACTED_TS)
     with sender_for(paused) as slack:
         event = reaction("grid_reaction_added.json", event_id="x")["event"]
         assert slack.json_body(org_wide(event, "EvORGQUEUED")).status_code == 200
@@ -360,9 +369,8 @@ def test_org_wide_uninstall_stops_the_whole_org_and_abandons_its_queue(paused, f
         late = slack.json_body(org_wide(event, "EvORGLATE"))
     assert late.status_code == 200 and job(db, "ev:EvORGLATE") is None
     rt.worker.drain()
-    queued = job(db, "ev:EvORGQUEUED")
-    assert queued is not None and queued.status == "abandoned"
-    assert export(db) == []
+    assert_abandoned(db, "EvORGQUEUED", "app_uninstalled", "T111")
+    assert MESSY not in [rec["text"] for rec in export(db)]
 
 
 # --- Replay of every recorded shape: nothing lands in a made-up workspace -------------------------

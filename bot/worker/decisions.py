@@ -259,7 +259,9 @@ def loop_reply(ctx: JobContext, p: dict[str, Any]) -> None:
     with ctx.db.read_session() as s:
         n = s.get(LoopNotification, p["notification_id"])
         fb = s.get(Feedback, p["feedback_id"])
-        if n is None or fb is None or n.user_id != p["user"] or fb.id not in (n.feedback_ids or []):
+        # The ids came from a button: only the person the DM was for, in its workspace, about its items.
+        if n is None or fb is None or n.team_id != ctx.team_id or n.user_id != p["user"] \
+                or fb.id not in (n.feedback_ids or []):
             return
         if not (fb.channel and fb.ts):
             return

@@ -37,6 +37,7 @@ from bot.slack.render.text import channel_link, escape
 from bot.themes import Embedder, is_storable, pack_vector
 from bot.worker.audience import channel_shared, is_shared
 from bot.worker.core import (
+    RETRY,
     JobContext,
     PermanentError,
     TransientError,
@@ -51,7 +52,6 @@ from bot.worker.postonce import find_all, mark_attempt, post_once
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
-MAX_ATTEMPTS = 8
 POLL_SECONDS = 1.0
 FILE_PREFIX = "file:"
 _ACTIVE = ("pending", "posting")
@@ -231,6 +231,7 @@ def process_claimed(db: Database, settings: Settings, client_for: Any, rid: int)
         run = s.get(DigestRun, rid)
         assert run is not None
         team, channel, attempts, requested_by = run.team_id, run.channel, run.attempts, run.requested_by
+        created = run.created_at
     try:
         client = client_for(team)
         # Asked afresh at post time: a channel scheduled while internal may have been shared since.
@@ -241,8 +242,8 @@ def process_claimed(db: Database, settings: Settings, client_for: Any, rid: int)
         log.info("digest run %s posted in %s", rid, channel)
     except Exception as raw:
         e = classify(raw)
-        if isinstance(e, TransientError) and attempts < MAX_ATTEMPTS:
-            delay = e.retry_after if e.retry_after is not None else backoff(attempts)
+        delay = RETRY.delay(e, attempt=attempts, since=created) if isinstance(e, TransientError) else None
+        if delay is not None:
             log.warning("digest run %s: transient %s, retry in %.1fs", rid, e, delay)
             _save(db, rid, locked_until=clock.now() + timedelta(seconds=delay), error=str(e)[:255])
             return
@@ -368,7 +369,7 @@ def schedule_answer(sched: DigestSchedule, now: datetime) -> tuple[str, list[dic
                              tz_name=sched.timezone, now=now).astimezone(sched_svc.zone(sched.timezone))
     text = (f"Digest scheduled in this channel {sched_svc.describe(sched)}. "
             f"Next one: {nxt.strftime('%a %-d %b %H:%M %Z')}.")
-    return text, ephemeral(text, ":calendar: " + escape(text))["blocks"]
+    return escape(text), ephemeral(text, ":calendar: " + escape(text))["blocks"]  # areas are the users' words
 
 
 # --- App Home: the latest digest's themes ----------------------------------------------------------

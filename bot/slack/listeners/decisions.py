@@ -12,12 +12,13 @@ import re
 from datetime import date
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.orm import Session
 
 from bot.services import decisions as svc
 from bot.services.common import ServiceError, enqueue, queue_private
+from bot.services.feedback import get_feedback
 from bot.slack.edge import Edge, team_of
 from bot.slack.ids import Action, Callback
 from bot.slack.render import decision as render
@@ -128,7 +129,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     # --- linking from the feedback side --------------------------------------------------------
 
-    async def open_link_modal(body: dict[str, Any], client: AsyncWebClient, context: Any, respond: Any) -> None:
+    async def open_link_modal(body: dict[str, Any], client: AsyncWebClient, context: Any,
+                              respond: AsyncRespond) -> None:
         if await edge.turned_away_after_ack(body, context, client, respond):
             return
         value = body["actions"][0].get("value") or ""
@@ -136,6 +138,10 @@ def register(app: AsyncApp, edge: Edge) -> None:
             return
         team = team_of(body)
         with edge.db.read_session() as s:
+            if get_feedback(s, int(value), team_id=team) is None:
+                await respond(response_type="ephemeral", replace_original=False,
+                              text=f"FB-{value} doesn't exist in this workspace.")
+                return
             choices = [(d.id, d.title, d.status) for d in svc.latest_decisions(s, team_id=team, limit=100)]
         view = render.link_modal(feedback_id=int(value), choices=choices,
                                  metadata={"feedback_id": int(value), "channel": _channel_of(body)})
@@ -164,7 +170,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
         def link(s: Session) -> None:
             added = svc.link_feedback(s, team_id=team, decision_id=did, feedback_id=fid, by=user)
-            dec = svc.get_decision(s, did)
+            dec = svc.get_decision(s, did, team_id=team)
             assert dec is not None
             text, blocks = render.linked(fid, render.summary_of(dec), added=added)
             key = f"linked:{view['id']}:{view.get('hash', '')}"

@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.orm import Session
 
@@ -164,13 +164,16 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     # --- "Add details" -------------------------------------------------------------------------
 
-    async def open_details_modal(body: dict[str, Any], client: AsyncWebClient, context: Any, respond: Any) -> None:
+    async def open_details_modal(body: dict[str, Any], client: AsyncWebClient, context: Any,
+                                 respond: AsyncRespond) -> None:
         if await edge.turned_away_after_ack(body, context, client, respond):
             return
         fid = int(body["actions"][0]["value"])
         with edge.db.read_session() as s:
-            item = fb_svc.get_feedback(s, fid)
+            item = fb_svc.get_feedback(s, fid, team_id=team_of(body))
             if item is None:
+                await respond(response_type="ephemeral", replace_original=False,
+                              text=f"FB-{fid} doesn't exist in this workspace.")
                 return
             view = render.feedback_modal(
                 metadata={"feedback_id": item.id, "channel": (body.get("channel") or {}).get("id") or item.channel},
@@ -201,10 +204,10 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
         def save(s: Session) -> None:
             if meta.get("feedback_id"):
-                current = fb_svc.get_feedback(s, int(meta["feedback_id"]))
+                current = fb_svc.get_feedback(s, int(meta["feedback_id"]), team_id=team)
                 # The form shows at most 3,000 characters; an untouched prefill must not clip a longer text.
                 untouched = current is not None and fields["text"] == current.text[:INPUT_TEXT_MAX]
-                item = fb_svc.update_details(s, feedback_id=int(meta["feedback_id"]),
+                item = fb_svc.update_details(s, team_id=team, feedback_id=int(meta["feedback_id"]),
                                              text=None if untouched else fields["text"],
                                              customer=fields["customer"] or "", area=fields["area"] or "",
                                              kind=fields["kind"], arr=arr)
@@ -219,8 +222,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
                     reporter=meta.get("reporter") or user, captured_by=user, kind=fields["kind"],
                     area=fields["area"], customer=fields["customer"], arr=arr)
                 if not created:  # an existing item (e.g. captured by reaction): the form adds the details
-                    fb_svc.update_details(s, feedback_id=item.id, customer=fields["customer"], area=fields["area"],
-                                          kind=fields["kind"], arr=arr)
+                    fb_svc.update_details(s, team_id=team, feedback_id=item.id, customer=fields["customer"],
+                                          area=fields["area"], kind=fields["kind"], arr=arr)
                 note_text, note_blocks = render.capture_confirmation(render.summary_of(item), created=created,
                                                                      new_vote=not created)
                 if ts and channel:

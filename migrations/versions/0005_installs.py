@@ -1,7 +1,7 @@
 """workspaces: which installation (enterprise, org-wide or not) serves each workspace
 
-Revision ID: 0004_installs
-Revises: 0003_connect
+Revision ID: 0005_installs
+Revises: 0004_view_grants
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from alembic import op
 
 import bot.models
 
-revision: str = "0004_installs"
-down_revision: str | None = "0003_connect"
+revision: str = "0005_installs"
+down_revision: str | None = "0004_view_grants"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
