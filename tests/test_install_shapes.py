@@ -182,6 +182,18 @@ def _our_modal(channel: str, text: str = MESSY) -> dict[str, Any]:
             "state": {"values": {"fb_text": text_value(text), "fb_kind": select_value("idea")}}}
 
 
+def test_scheduled_work_for_a_grid_workspace_no_request_came_from_yet_finds_its_installation(oauth_settings, fake, db):
+    # After an upgrade, a digest or announcement for a Grid workspace may run before any request from it.
+    from bot.runtime import Runtime
+
+    rt = Runtime(oauth_settings)
+    try:
+        install(rt, fake, enterprise_id="E111", team_id="T111", token=GRID_TOKEN)
+        assert rt.slack.token_for("T111") == GRID_TOKEN
+    finally:
+        rt.stop()
+
+
 # --- Slack Connect ------------------------------------------------------------------------------
 
 

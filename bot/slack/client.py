@@ -55,15 +55,31 @@ class NoInstallation(Exception):
 def bot_for_workspace(store: Any, db: Database | None, team_id: str) -> Any | None:
     """The stored bot serving a workspace, found as Bolt finds it for a request: with the enterprise id
     and org-wide flag of the installation that authorises the workspace's requests (recorded by the edge,
-    bot.services.workspaces). A workspace never seen is looked up as a standalone one."""
+    bot.services.workspaces). A workspace no request has come from yet (scheduled work right after an
+    upgrade) is found by its own installation, whatever its enterprise: team ids are unique across Slack."""
     key = None
     if db is not None:
         from bot.services import workspaces as ws_svc
 
         with db.read_session() as s:
             key = ws_svc.installation_of(s, team_id=team_id)
-    enterprise_id, org_wide = key or (None, False)
-    return store.find_bot(enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=org_wide)
+    if key is not None:
+        return store.find_bot(enterprise_id=key[0], team_id=team_id, is_enterprise_install=key[1])
+    return _workspace_install(store, team_id)
+
+
+def _workspace_install(store: Any, team_id: str) -> Any | None:
+    """slack-sdk's find_bot query without the enterprise condition (its tables, its row-to-Bot builder)."""
+    from sqlalchemy import desc, select
+
+    bots = getattr(store, "bots", None)
+    if bots is None:  # another kind of installation store: it can only be asked the standard way
+        return store.find_bot(enterprise_id=None, team_id=team_id)
+    q = (select(bots).where(bots.c.client_id == store.client_id, bots.c.team_id == team_id,
+                            bots.c.bot_token.is_not(None)).order_by(desc(bots.c.installed_at)).limit(1))
+    with store.engine.connect() as conn:
+        row = conn.execute(q).mappings().first()
+    return store.build_bot_entity(row) if row else None
 
 
 class SlackClients:
