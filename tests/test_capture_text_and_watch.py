@@ -102,6 +102,7 @@ SUBTYPES = {  # schema sample -> (fields a real one carries, captured by watch?)
     "schema_MessageChannelPostingPermissionsPayload.json": ({"user": REP, "text": "changed who can post"}, False),
     "schema_MessageGroupTopicPayload.json": ({"user": REP, "text": "set the topic"}, False),
     "schema_MessageEkmAccessDeniedPayload.json": ({"user": "UREVOKED", "text": "Your admins revoked access"}, False),
+    "schema_MessageRepliedPayload.json": ({"hidden": True}, False),
 }
 
 

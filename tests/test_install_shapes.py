@@ -368,6 +368,13 @@ def test_tokens_revoked_for_one_grid_workspace_removes_only_its_bot(paused, fake
     assert store.find_bot(enterprise_id="E111", team_id="T222") is not None
 
 
+def test_org_level_bot_token_revocation_removes_the_org_wide_bot(paused, fake, db):
+    install(paused.rt, fake, enterprise_id="E111", team_id=None, token=ORG_TOKEN, org_wide=True)
+    with sender_for(paused) as slack:  # recorded: enterprise_id only, bot and user tokens revoked
+        assert slack.json_body(load("org_wide_tokens_revoked.json") | {"event_id": "EvORGREVOKE"}).status_code == 200
+    assert paused.rt.oauth_stores[0].find_bot(enterprise_id="E111", team_id=None, is_enterprise_install=True) is None
+
+
 def test_org_wide_uninstall_stops_the_whole_org_and_abandons_its_queue(paused, fake, db):
     rt = paused.rt
     install(rt, fake, enterprise_id="E111", team_id=None, token=ORG_TOKEN, org_wide=True)
