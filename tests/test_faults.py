@@ -138,7 +138,7 @@ def test_healthz_is_503_while_the_writer_makes_no_progress_and_200_when_it_resum
             r = fake.wait_until(lambda: (h := healthz(slack, server.url)).status_code == 503 and h, timeout=10)
             body = r.json()
             assert body["ok"] is False and "no progress" in body["reason"]
-            assert body["writer"]["busy_s"] > 0.5
+            assert body["writer"]["busy_s"] >= 0.5  # rounded in the JSON
         assert waiting.result().status_code == 200  # acked only now, once it is stored
     fake.wait_until(lambda: healthz(slack, server.url).status_code == 200, timeout=10)
 
