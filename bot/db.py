@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from importlib.resources import files
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.settings import ConfigError
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# Shipped inside the package (pyproject.toml maps the top-level migrations/ folder to bot.migrations): an
+# installed wheel finds its migrations in site-packages, an editable install finds the repository's folder.
+MIGRATIONS_DIR = files("bot.migrations")
 SUPPORTED_DATABASES = ("Loopline supports a SQLite file (sqlite:///./loopline.db) "
                        "and PostgreSQL (postgresql://user@host:5432/db)")
 
