@@ -139,11 +139,23 @@ def alembic_config(url: str | None = None) -> Any:
     return cfg
 
 
+# Any fixed number: the key of the PostgreSQL advisory lock that lets one process at a time migrate.
+MIGRATION_LOCK = 0x4C4F4F50  # "LOOP"
+
+
 def upgrade(engine: Engine) -> None:
-    """Alembic `upgrade head` on this engine (used at start-up and by `loopline migrate`)."""
+    """Alembic `upgrade head` on this engine (used at start-up and by `loopline migrate`).
+
+    Replicas started together on an empty database would all create the same tables and all but one
+    die on a duplicate; on PostgreSQL they take turns (a transaction-scoped advisory lock, released at
+    commit), and the ones after the first find the schema at head. SQLite's BEGIN IMMEDIATE (see
+    make_engine) already makes them take turns.
+    """
     from alembic import command
 
     cfg = alembic_config()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from dotenv import dotenv_values
 
 from bot.cli import build_parser
 from bot.settings import Settings
-from tests.conftest import REPO, RunningServer
+from tests.conftest import PG_ADMIN_URL, REPO, RunningServer
 from tests.support.process import free_port
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -148,3 +149,34 @@ def test_env_example_documents_every_setting_and_holds_no_secret():
     live = dotenv_values(REPO / ".env.example")
     assert live and all(v == "" for v in live.values()), f"only empty values may be live: {live}"
     Settings(_env_file=str(REPO / ".env.example"))  # type: ignore[call-arg]  # copying it as is starts cleanly
+
+
+def test_replicas_starting_together_on_an_empty_database_all_migrate_it(empty_db_url: str):
+    """compose runs a one-shot migrate first, but a rollout elsewhere (or `up` without it) starts every
+    replica at once on an empty database, and each brings the schema up to date at start."""
+    from sqlalchemy import create_engine, text
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "LOOPLINE_", "DATABASE_"))}
+    hold = None
+    if empty_db_url.startswith("postgresql"):
+        # Line them up: an uncommitted alembic_version table makes every migrate that gets as far as
+        # creating it wait; rolling it back lets them all go at the same instant.
+        hold = create_engine(empty_db_url.replace("postgresql://", "postgresql+psycopg://", 1)).connect()
+        hold.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+    procs = [subprocess.Popen([sys.executable, "-m", "bot", "migrate"], cwd=REPO, text=True,
+                              env={**env, "DATABASE_URL": empty_db_url}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT) for _ in range(3)]
+    if hold is not None:
+        name = empty_db_url.rsplit("/", 1)[1]
+        deadline = time.monotonic() + 60
+        with create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT").connect() as watch:
+            # (autocommit: pg_stat_activity is a snapshot that holds still for a transaction)
+            while watch.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = :d AND "
+                                     "wait_event_type = 'Lock'"), {"d": name}).scalar() < 3:
+                assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "never lined up"
+                time.sleep(0.05)
+        hold.rollback()
+        hold.close()
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], "\n---\n".join(outputs)
+    assert all(o.strip().endswith("database schema is up to date") for o in outputs)

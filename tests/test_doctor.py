@@ -6,17 +6,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from bot.db import Database, alembic_config
 from bot.doctor import run
 from bot.settings import Settings, load_settings
-from tests.conftest import PG_ADMIN_URL, REPO, RunningServer, _which_db
+from tests.conftest import REPO, RunningServer
 from tests.fakeslack import DEFAULT_SCOPES, FakeSlack
 from tests.support.process import free_port
 
@@ -99,24 +97,6 @@ def test_a_revoked_or_wrong_token_says_what_slack_answered(env, fake: FakeSlack,
     env.setenv("SLACK_BOT_TOKEN", TOKEN)
     rc, lines = doctor()
     assert rc == 1 and "cannot reach SLACK_API_URL" in line(lines, "bot token")
-
-
-@pytest.fixture
-def empty_db_url(tmp_path: Path) -> Iterator[str]:
-    """A database with nothing in it yet, of the kind the suite runs on."""
-    if not _which_db().startswith("postgres"):
-        path = tmp_path / "fresh.db"
-        create_engine(f"sqlite:///{path}").connect().close()  # the file exists, empty
-        yield f"sqlite:///{path}"
-        return
-    name = f"loopline_doc_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def test_an_unmigrated_database_is_named_with_loopline_migrate(env, fake: FakeSlack, empty_db_url: str):
