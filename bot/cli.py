@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -161,7 +162,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     from bot.workspace import resolve_team
 
     team = resolve_team(s, db, args.team)
-    report = import_feedback_csv(db.session, text, team_id=team)
+    from bot.progress import Progress
+
+    name = "standard input" if args.file == "-" else os.path.basename(args.file)
+    with Progress(f"importing {name}", total=text.count("\n") + (not text.endswith("\n")), unit="lines") as bar:
+        report = import_feedback_csv(db.session, text, team_id=team, progress=bar.update)
     print(report.summary())
     return 1 if report.rejected and not report.imported and not report.duplicates else 0
 
