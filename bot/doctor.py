@@ -8,12 +8,8 @@ change anything (no migration, no message posted) and never print a secret: only
 from __future__ import annotations
 
 import difflib
-import hashlib
-import hmac
-import json
 import os
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +24,8 @@ Status = Literal["ok", "problem", "skipped"]
 SETTINGS_DOC = "the environment or .env (every setting is described in .env.example)"
 APP_PAGE = "your app's page on api.slack.com/apps"
 REINSTALL = ("run `loopline manifest --url https://YOUR.HOST`, paste it over the app's manifest (App Manifest "
-             "page) and reinstall the app to the workspace (Install App); then put the bot token it shows in "
-             "SLACK_BOT_TOKEN")
+             "page) and reinstall the app to the workspace (Install App); SLACK_BOT_TOKEN must be the Bot User "
+             "OAuth Token shown after that")
 
 
 @dataclass
@@ -358,16 +354,18 @@ def _check_request_url(ctx: Context, base: str) -> Result:
     secret = ctx.facts.get("signing_secret")
     if not secret:
         return skipped("request URL", f"{url} not checked: it needs a valid SLACK_SIGNING_SECRET")
-    challenge = hashlib.sha256(os.urandom(16)).hexdigest()[:32]
-    body = json.dumps({"token": "loopline-doctor", "challenge": challenge, "type": "url_verification"})
-    ts = str(int(time.time()))
-    sig = "v0=" + hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    from bot.devtools.slack_requests import SlackSender
+
+    challenge = os.urandom(16).hex()
+    # Signed as Slack signs, with Slack's clock (the wall clock): SlackSender is the signer the demo uses.
+    sender = SlackSender(base, secret)
     try:
-        r = httpx.post(url, content=body, timeout=10, headers={
-            "content-type": "application/json", "x-slack-request-timestamp": ts, "x-slack-signature": sig})
+        r = sender.json_body({"token": "loopline-doctor", "challenge": challenge, "type": "url_verification"})
     except httpx.HTTPError as e:
         return problem("request URL", f"{url} did not answer ({type(e).__name__}: {e})",
                        "check that your proxy forwards POST /slack/events to `loopline serve`")
+    finally:
+        sender.close()
     if r.status_code == 401:
         return problem("request URL", f"{url} rejects requests signed with this SLACK_SIGNING_SECRET (401): "
                        "the server runs with another one", "give the server the same SLACK_SIGNING_SECRET as here "

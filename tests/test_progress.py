@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import REPO
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "LOOPLINE_", "DATABASE_"))}
-ROWS = 1500
+ROWS = 800
 AREAS = ["billing", "exports", "identity", "mobile", "integrations"]
 TEXTS = [
     "Invoices show VAT twice & round wrong — Globex's finance team is furious",
