@@ -239,7 +239,8 @@ def _doctor(s: Smoke) -> str:
     r = s.run("doctor", "--url", s.url, expect=None)
     if r.returncode != 0:
         raise Failed(f"exited with {r.returncode}:\n{tail(r.stdout + r.stderr)}")
-    return f"{len(r.stdout.strip().splitlines())} checks ok"
+    lines = r.stdout.strip().splitlines()
+    return f"{sum(line.startswith('ok ') for line in lines)} ok, {sum(line.startswith('skipped ') for line in lines)} skipped"
 
 
 @step("loopline serve stops cleanly on SIGTERM")
