@@ -80,6 +80,14 @@ def make_engine(url: str, **kw: Any) -> Engine:
     return create_engine(url, **kw)
 
 
+def is_unavailable(e: BaseException) -> bool:
+    """The database refused or dropped us (restart, full disk, lock timeout, read-only): not the fault
+    of the statement, and worth retrying later."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    return isinstance(e, OperationalError | InterfaceError) or (isinstance(e, DBAPIError) and e.connection_invalidated)
+
+
 def is_postgres(engine_or_session: Engine | Session) -> bool:
     bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
     return bind.dialect.name == "postgresql"
@@ -110,7 +118,8 @@ class Database:
 
     def ping(self) -> bool:
         try:
-            with self.engine.connect() as c:
+            # Read-only: on SQLite a plain transaction would BEGIN IMMEDIATE and wait for the write lock.
+            with self.engine.execution_options(loopline_readonly=True).connect() as c:
                 c.execute(text("SELECT 1"))
             return True
         except Exception:

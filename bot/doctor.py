@@ -338,9 +338,10 @@ def check_public_url(ctx: Context) -> list[Result]:
                               f"({r.headers.get('content-type', 'no content type')}), not Loopline's health JSON",
                               "the URL reaches something else: point it (or your proxy) at `loopline serve`")]
     if r.status_code != 200 or body.get("ok") is not True:
-        return [*out, problem("public URL", f"{health} answered {r.status_code}: the server's database is "
-                              f"{body.get('database')}", "check DATABASE_URL where the server runs "
-                              "(`loopline doctor` there says more)")]
+        reason = body.get("reason") or f"its database is {body.get('database')}"
+        return [*out, problem("public URL", f"{health} answered {r.status_code}: {reason}",
+                              "see the server's logs; `loopline doctor` where it runs checks its settings and "
+                              "database")]
     out.append(ok("public URL", f"{health} answers 200 with ok=true, database ok"))
     out.append(_check_request_url(ctx, base))
     return out

@@ -34,8 +34,10 @@ def message_key(team_id: str, channel: str, ts: str) -> str:
     return f"msg:{team_id}:{channel}:{ts}"
 
 
-def get_feedback(session: Session, feedback_id: int) -> Feedback | None:
-    return session.get(Feedback, feedback_id)
+def get_feedback(session: Session, feedback_id: int, *, team_id: str) -> Feedback | None:
+    """FB-n as seen from workspace `team_id` (ids come from buttons and forms: never trust them alone)."""
+    item = session.get(Feedback, feedback_id)
+    return item if item is not None and item.team_id == team_id else None
 
 
 def find_by_message(session: Session, *, team_id: str, channel: str, ts: str) -> Feedback | None:
@@ -268,9 +270,10 @@ def fill_from_slack(session: Session, *, feedback_id: int, text: str | None = No
     return item
 
 
-def update_details(session: Session, *, feedback_id: int, text: str | None = None, customer: str | None = None,
-                   area: str | None = None, kind: str | None = None, arr: float | None = None) -> Feedback:
-    item = session.get(Feedback, feedback_id)
+def update_details(session: Session, *, team_id: str, feedback_id: int, text: str | None = None,
+                   customer: str | None = None, area: str | None = None, kind: str | None = None,
+                   arr: float | None = None) -> Feedback:
+    item = get_feedback(session, feedback_id, team_id=team_id)
     if item is None:
         raise ServiceError(f"FB-{feedback_id} does not exist.")
     if text is not None and text.strip():

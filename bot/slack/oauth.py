@@ -8,8 +8,10 @@ AsyncInstallationStoreAdapter) and the worker (SlackClients) see plain tokens an
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -20,7 +22,7 @@ from slack_sdk.oauth.installation_store.async_installation_store import AsyncIns
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
-from sqlalchemy import Connection, Engine, Text, inspect, select, type_coerce
+from sqlalchemy import Connection, Engine, Text, delete, inspect, select, type_coerce
 from sqlalchemy.types import TypeDecorator
 
 from bot.settings import ConfigError
@@ -156,10 +158,47 @@ class EncryptedInstallationStore(SQLAlchemyInstallationStore):
         return self._rewrite(everything=True)
 
 
+# An install started must be finished within 10 minutes (Bolt's default state lifetime).
+STATE_EXPIRATION_S = 600
+
+
+class ExpiringStateStore(SQLAlchemyOAuthStateStore):
+    """slack-sdk's state store deletes a state when it is used, never when it expires, so every install
+    page shown and abandoned left a row forever. Issuing a state also deletes the expired ones (at most
+    once per `purge_every` seconds, so a burst of installs doesn't scan the table each time)."""
+
+    purge_every = 60.0
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._next_purge = 0.0
+
+    def issue(self, *args: Any, **kwargs: Any) -> str:
+        state = super().issue(*args, **kwargs)
+        if time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + self.purge_every
+            self.purge_expired(state)
+        return state
+
+    def purge_expired(self, fresh_state: str) -> int:
+        """Delete states that expired before `fresh_state` was issued.
+
+        slack-sdk stamps expire_at from the system clock; measuring against the fresh row's own stamp
+        (issued now, expiring `expiration_seconds` later) keeps to that clock without reading one.
+        """
+        c = self.oauth_states.c
+        with self.engine.begin() as conn:
+            fresh_expiry = conn.scalar(select(c.expire_at).where(c.state == fresh_state))
+            if fresh_expiry is None:
+                return 0
+            issued_at = fresh_expiry - timedelta(seconds=self.expiration_seconds)
+            return int(conn.execute(delete(self.oauth_states).where(c.expire_at < issued_at)).rowcount)
+
+
 def make_stores(client_id: str, engine: Engine,
                 cipher: TokenCipher) -> tuple[EncryptedInstallationStore, SQLAlchemyOAuthStateStore]:
     installs = EncryptedInstallationStore(client_id=client_id, engine=engine, cipher=cipher)
-    states = SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine)
+    states = ExpiringStateStore(expiration_seconds=STATE_EXPIRATION_S, engine=engine)
     # The stores own their table definitions; create_all is idempotent.
     installs.create_tables()
     states.create_tables()
