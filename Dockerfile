@@ -1,22 +1,26 @@
-# Loopline: slim image, non-root, health-checked.
+# Loopline: the wheel, installed alone in a slim image; non-root, health-checked.
+# docker build -t loopline . && docker run -p 3000:3000 --env-file .env loopline   (or: docker compose up -d)
+
+# Build stage: the sources are only here, to make the wheel (migrations and prompts ship inside it).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY bot ./bot
-RUN pip install --no-cache-dir --prefix=/install .
+COPY migrations ./migrations
+COPY prompts ./prompts
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 
+# Final stage: the wheel and its dependencies, nothing else from the repository.
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORT=3000 \
-    DATABASE_URL=sqlite:////data/loopline.db
-RUN useradd --create-home --uid 10001 loopline && mkdir /data && chown loopline /data
-COPY --from=build /install /usr/local
-WORKDIR /app
-# migrations/ and prompts/ are read from beside the package (bot/db.py, bot/llm/prompts.py)
-COPY --chown=loopline bot ./bot
-COPY --chown=loopline migrations ./migrations
-COPY --chown=loopline prompts ./prompts
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PORT=3000 DATABASE_URL=sqlite:////data/loopline.db
+COPY --from=build /dist /tmp/dist
+RUN pip install --no-cache-dir /tmp/dist/*.whl && rm -rf /tmp/dist \
+    && useradd --create-home --uid 10001 loopline && mkdir /data && chown loopline /data
 USER loopline
+# The default SQLite database lives here: mount a volume on it (-v loopline-data:/data); compose uses PostgreSQL.
+WORKDIR /data
 EXPOSE 3000
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD python -c "import os,urllib.request,sys; sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\",\"3000\")}/healthz', timeout=4).status == 200 else 1)"
-CMD ["python", "-m", "bot", "serve"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import json, os, sys, urllib.request; r = urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '3000')}/healthz\", timeout=4); sys.exit(0 if r.status == 200 and json.load(r).get('ok') is True else 1)"]
+CMD ["loopline", "serve"]

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -161,9 +162,22 @@ def cmd_import(args: argparse.Namespace) -> int:
     from bot.workspace import resolve_team
 
     team = resolve_team(s, db, args.team)
-    report = import_feedback_csv(db.session, text, team_id=team)
+    from bot.progress import Progress
+
+    name = "standard input" if args.file == "-" else os.path.basename(args.file)
+    with Progress(f"importing {name}", total=text.count("\n") + (not text.endswith("\n")), unit="lines") as bar:
+        report = import_feedback_csv(db.session, text, team_id=team, progress=bar.update)
     print(report.summary())
     return 1 if report.rejected and not report.imported and not report.duplicates else 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bot.doctor import run
+
+    def say(line: str) -> None:
+        print(line, flush=True)  # each check as it finishes: a slow network check shows where it waits
+
+    return run(url=args.url, socket=args.socket, print_line=say)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -227,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("manifest", help="print the Slack app manifest")
     p.add_argument("--url", required=True, help="public base URL, e.g. https://loopline.example.com")
     p.set_defaults(fn=cmd_manifest)
+
+    p = sub.add_parser("doctor", help="check settings, database, Slack tokens and scopes, the public URL; "
+                                      "say how to fix each problem")
+    p.add_argument("--url", default=None, help="the public base URL Slack sends to, e.g. https://loopline.example.com")
+    p.add_argument("--socket", action="store_true", help="this install uses Socket Mode (`loopline socket`)")
+    p.set_defaults(fn=cmd_doctor)
 
     p = sub.add_parser("demo", help="a short realistic session against a local stand-in for Slack")
     p.add_argument("--keep", action="store_true", help="keep the demo database afterwards")

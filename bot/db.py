@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from importlib.resources import files
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.settings import ConfigError
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# Shipped inside the package (pyproject.toml maps the top-level migrations/ folder to bot.migrations): an
+# installed wheel finds its migrations in site-packages, an editable install finds the repository's folder.
+MIGRATIONS_DIR = files("bot.migrations")
 SUPPORTED_DATABASES = ("Loopline supports a SQLite file (sqlite:///./loopline.db) "
                        "and PostgreSQL (postgresql://user@host:5432/db)")
 
@@ -192,11 +194,23 @@ def alembic_config(url: str | None = None) -> Any:
     return cfg
 
 
+# Any fixed number: the key of the PostgreSQL advisory lock that lets one process at a time migrate.
+MIGRATION_LOCK = 0x4C4F4F50  # "LOOP"
+
+
 def upgrade(engine: Engine) -> None:
-    """Alembic `upgrade head` on this engine (used at start-up and by `loopline migrate`)."""
+    """Alembic `upgrade head` on this engine (used at start-up and by `loopline migrate`).
+
+    Replicas started together on an empty database would all create the same tables and all but one
+    die on a duplicate; on PostgreSQL they take turns (a transaction-scoped advisory lock, released at
+    commit), and the ones after the first find the schema at head. SQLite's BEGIN IMMEDIATE (see
+    make_engine) already makes them take turns.
+    """
     from alembic import command
 
     cfg = alembic_config()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from bot import clock
 from bot.db import Database
 from bot.models import DigestRun
+from bot.progress import Progress
 from bot.services import schedules as sched_svc
 from bot.services.digests import DigestData, build_digest, namer_for
 from bot.settings import ConfigError, Settings
@@ -71,7 +72,7 @@ def run_digest_command(settings: Settings, args: argparse.Namespace) -> int:
         now = clock.now()
         period = _period(settings, db, team, args.channel, args.since, now)
         if args.json or args.print_:
-            with db.read_session() as s:
+            with db.read_session() as s, Progress("digest") as bar:
                 sched = sched_svc.get_schedule(s, team_id=team, channel=args.channel)
                 from bot.worker.digests import cached_embedder
 
@@ -80,7 +81,7 @@ def run_digest_command(settings: Settings, args: argparse.Namespace) -> int:
                                     start=period.start, end=period.end, label=period.label,
                                     areas=list(sched.areas) if sched and sched.active and sched.areas else None,
                                     embedder=cached_embedder(settings), namer=namer,
-                                    stale_days=settings.loopline_stale_days, now=now)
+                                    stale_days=settings.loopline_stale_days, now=now, progress=bar.stage)
                 if namer is not None:
                     namer.close()
             if args.json:
@@ -111,7 +112,8 @@ def _post_now(settings: Settings, db: Database, team: str, channel: str, period:
         print(f"digest run {rid} is being posted by another process", file=sys.stderr)
         return 1
     clients = SlackClients(settings)
-    process_claimed(db, settings, clients.for_team, rid)
+    with Progress("digest") as bar:
+        process_claimed(db, settings, clients.for_team, rid, progress=bar.stage)
     with db.read_session() as s:
         run = s.get(DigestRun, rid)
         assert run is not None

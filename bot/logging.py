@@ -77,6 +77,16 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def stream(self, _value: Any) -> None:
         pass
 
+    def emit(self, record: logging.LogRecord) -> None:
+        from bot.progress import active
+
+        bar = active()
+        if bar is None:
+            super().emit(record)
+            return
+        with bar.cleared():  # a log line goes above a command's progress line, not through it
+            super().emit(record)
+
 
 def setup_logging(fmt: str = "auto", level: int = logging.INFO) -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())

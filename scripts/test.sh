@@ -5,6 +5,14 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 
+# The wheel is built and installed into a fresh venv while the suite runs (mostly network waits);
+# the smoke itself runs at the end (scripts/smoke-wheel.sh).
+smoke_dir=$(mktemp -d -t loopline-smoke.XXXXXX)
+# Its own process group, so that a failing suite stops it (pip included) on the way out.
+setsid bash scripts/smoke-wheel.sh --prepare "$smoke_dir" >"$smoke_dir/prepare.log" 2>&1 &
+smoke_prepare=$!
+trap 'kill -- -"$smoke_prepare" 2>/dev/null || true; rm -rf "$smoke_dir"' EXIT
+
 echo "== ruff"; ruff check bot tests bench
 echo "== mypy"; mypy bot
 
@@ -32,3 +40,8 @@ then
 else
   echo "PostgreSQL at 127.0.0.1:5432 is not reachable: failing (the suite must run on both)"; exit 1
 fi
+
+echo "== smoke test of the installed wheel (scripts/smoke-wheel.sh)"
+if ! wait "$smoke_prepare"; then cat "$smoke_dir/prepare.log"; exit 1; fi
+cat "$smoke_dir/prepare.log"
+bash scripts/smoke-wheel.sh --run "$smoke_dir"

@@ -75,6 +75,24 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def empty_db_url(tmp_path: Path) -> Iterator[str]:
+    """A database with nothing in it yet, of the kind the suite runs on."""
+    if not _which_db().startswith("postgres"):
+        path = tmp_path / "fresh.db"
+        create_engine(f"sqlite:///{path}").connect().close()  # the file exists, empty
+        yield f"sqlite:///{path}"
+        return
+    name = f"loopline_empty_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 # slack-sdk's OAuth tables are created by its stores, not by our migrations; they hold tokens encrypted
 # with a test's LOOPLINE_ENCRYPTION_KEY, which the next test's key could not read.
 SLACK_SDK_TABLES = ("slack_bots", "slack_installations", "slack_oauth_states")

@@ -2,29 +2,29 @@
 
 Keeping them as plain files lets product people tweak wording without touching
 Python, and lets tests assert that what reaches the API is exactly the file.
+The folder ships inside the installed package as `bot.prompts` (see pyproject.toml).
 """
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from string import Template
 
-# bot/llm/prompts.py -> parents[2] is the repo root.
-PROMPTS_DIR: Path = Path(__file__).resolve().parents[2] / "prompts"
+PROMPTS_DIR: Traversable = files("bot.prompts")
 
 # Names are plain identifiers plus dots (e.g. "theme_summary.system"); refusing
 # anything else means a name can never walk out of PROMPTS_DIR.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
-def _path_for(name: str) -> Path:
+def _path_for(name: str) -> Traversable:
     if not _NAME_RE.match(name) or ".." in name:
         raise ValueError(f"invalid prompt name: {name!r}")
-    path = PROMPTS_DIR / name
     # "theme_summary.system" -> theme_summary.system.md; an explicit suffix is kept.
-    return path if path.suffix in {".md", ".txt"} else path.with_name(name + ".md")
+    return PROMPTS_DIR / (name if name.endswith((".md", ".txt")) else name + ".md")
 
 
 @lru_cache(maxsize=64)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -197,9 +198,12 @@ def _vectors(rows: list[Any], embedder: Embedder | None) -> np.ndarray:
 def build_digest(session: Session, *, team_id: str, channel: str, period_key: str, start: datetime,
                  end: datetime, label: str, areas: list[str] | None = None, embedder: Embedder | None = None,
                  namer: Any = None, max_themes: int = 20, stale_days: int = 14,
-                 now: datetime | None = None) -> DigestData:
+                 now: datetime | None = None, progress: Callable[[str], None] | None = None) -> DigestData:
+    """`progress`, if given, is told each step as it starts (the command line shows it on a terminal)."""
     t0 = time.perf_counter()
     now = now or clock.now()
+    step = progress or (lambda _: None)
+    step("reading feedback")
     length = end - start
     hist_start = start - length * (HISTORY_PERIODS - 1)
     q = (select(Feedback.id, Feedback.text, Feedback.kind, Feedback.area, Feedback.customer, Feedback.arr,
@@ -210,6 +214,7 @@ def build_digest(session: Session, *, team_id: str, channel: str, period_key: st
     if areas:
         q = q.where(Feedback.area.in_(areas))
     rows = list(session.execute(q))
+    step(f"reading feedback: {len(rows):,} items")
     cur = [r for r in rows if r.created_at >= start]
     hist = [r for r in rows if r.created_at < start]
     prev_start = start - length
@@ -224,16 +229,19 @@ def build_digest(session: Session, *, team_id: str, channel: str, period_key: st
         data.seconds = time.perf_counter() - t0
         return data
 
+    step(f"embedding {len(rows):,} items")
     vecs = l2_normalize(_vectors(cur + hist, embedder))
     cur_vecs, hist_vecs = vecs[: len(cur)], vecs[len(cur):]
     items = [ThemeItem(id=r.id, text=r.text or "", kind=r.kind, area=r.area, customer=r.customer, arr=r.arr,
                        permalink=r.permalink) for r in cur]
+    step(f"finding themes among {len(items):,} items")
     run = find_themes_run(items, vectors=cur_vecs, max_themes=max_themes)
     named = [t for t in run.themes if t.title != OTHER_TITLE or len(run.themes) == 1]
     other = [t for t in run.themes if t not in named]
 
     # LLM naming of the named themes only; ThemeNamer never raises, failures keep the offline text.
     if namer is not None and named:
+        step(f"naming {len(named)} themes with the LLM")
         by_id = {it.id: it for it in items if any(it.id in t.representative_ids for t in named)}
         text = namer.name_themes(named, by_id, period_label=label)
         text.apply_to(named)
@@ -244,6 +252,7 @@ def build_digest(session: Session, *, team_id: str, channel: str, period_key: st
     weekly = np.zeros((len(named), HISTORY_PERIODS), dtype=np.int64)
     index_of = {r.id: i for i, r in enumerate(cur)}
     if named and hist:
+        step(f"comparing with {len(hist):,} items of the {HISTORY_PERIODS - 1} periods before")
         cents = l2_normalize(np.asarray([t.centroid for t in named], dtype=np.float32))
         thresholds = np.empty(len(named), dtype=np.float32)
         for j, t in enumerate(named):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -376,13 +376,14 @@ IMPORT_LIMITS = {"text": MAX_TEXT, "customer": 255, "reporter": 255, "area": 80,
                  "created_at": 64}
 
 
-def import_feedback_csv(session_factory: Any, text: str, *, team_id: str,
-                        default_reporter: str | None = None) -> ImportReport:
+def import_feedback_csv(session_factory: Any, text: str, *, team_id: str, default_reporter: str | None = None,
+                        progress: Callable[[int], None] | None = None) -> ImportReport:
     """Import the rows of a decoded CSV file (see bot/csvfile.py); each good row in its own transaction
     so a bad one never takes others with it.
 
     Idempotent: a row's natural key is a hash of its content, so importing a file twice adds nothing.
     `session_factory` is a context manager factory yielding a Session in a transaction (Database.session).
+    `progress`, if given, is called with the line of the file reached, record by record.
     """
     report = ImportReport()
     found = csvfile.records(text)
@@ -392,6 +393,8 @@ def import_feedback_csv(session_factory: Any, text: str, *, team_id: str,
         report.rejected.append((1, f"the header must include a 'text' column ({IMPORT_COLUMNS})"))
         return report
     for rec in found:
+        if progress is not None:
+            progress(rec.end)
         if rec.cells is None:
             span = f"; lines {rec.line}–{rec.end} not imported" if rec.end > rec.line else ""
             report.rejected.append((rec.line, f"malformed CSV record ({rec.error}){span}"))

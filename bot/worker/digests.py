@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -99,7 +100,8 @@ def cached_embedder(settings: Settings) -> Embedder:
         return _EMBEDDERS[key]
 
 
-def build_for_run(db: Database, settings: Settings, run: DigestRun, *, llm: bool = True) -> DigestData:
+def build_for_run(db: Database, settings: Settings, run: DigestRun, *, llm: bool = True,
+                  progress: Callable[[str], None] | None = None) -> DigestData:
     with db.read_session() as s:
         sched = s.get(DigestSchedule, run.schedule_id) if run.schedule_id else None
         tz = sched.timezone if sched else settings.loopline_timezone
@@ -110,7 +112,7 @@ def build_for_run(db: Database, settings: Settings, run: DigestRun, *, llm: bool
                                 start=run.period_start, end=run.period_end, label=label,
                                 areas=list(sched.areas) if sched and sched.areas else None,
                                 embedder=cached_embedder(settings), namer=namer,
-                                stale_days=settings.loopline_stale_days)
+                                stale_days=settings.loopline_stale_days, progress=progress)
         finally:
             if namer is not None:
                 namer.close()
@@ -125,22 +127,26 @@ def _post(client: Any, channel: str, msg: dict[str, Any], *, key_type: str, key:
                      text=msg["text"], blocks=msg["blocks"], unfurl_links=False, unfurl_media=False).ts
 
 
-def post_run(db: Database, settings: Settings, client: Any, run_id: int) -> DigestRun:
+def post_run(db: Database, settings: Settings, client: Any, run_id: int, *,
+             progress: Callable[[str], None] | None = None) -> DigestRun:
     """Post (or continue posting) one claimed run. Raises Slack errors for the caller to classify.
 
     Every message carries metadata naming (run, index), so a run resumed after a crash or a 5xx whose
-    outcome is unknown adopts what an earlier attempt posted instead of posting it again."""
+    outcome is unknown adopts what an earlier attempt posted instead of posting it again.
+    `progress` is told each step (`loopline digest` shows them on a terminal)."""
+    step = progress or (lambda _: None)
     with db.read_session() as s:
         run = s.get(DigestRun, run_id)
         assert run is not None
         s.expunge(run)
     if run.summary is None:
-        data = build_for_run(db, settings, run)
+        data = build_for_run(db, settings, run, progress=progress)
         run.summary = data.to_dict()
         _save(db, run_id, summary=run.summary, locked_until=clock.now() + LEASE)
     else:
         data = DigestData.from_dict(run.summary)
     messages = render.render_digest(data)
+    step(f"posting {len(messages)} messages")
     # Only when an earlier attempt started posting can something have landed unrecorded.
     resumed = run.post_started_at is not None or run.ts is not None
     if run.ts is None:
@@ -168,6 +174,7 @@ def post_run(db: Database, settings: Settings, client: Any, run_id: int) -> Dige
         # Recorded one by one, with the lease renewed: a resumed run only has to look for the one in flight.
         _save(db, run_id, reply_ts=list(done), locked_until=clock.now() + LEASE)
     if data.themes and not any(str(x).startswith(FILE_PREFIX) for x in done):
+        step("uploading the chart")
         done.append(FILE_PREFIX + upload_chart(client, run.channel, run.ts, data))
         _save(db, run_id, reply_ts=list(done))
     _save(db, run_id, status="posted", posted_at=clock.now(), locked_until=None, error=None)
@@ -226,7 +233,8 @@ def refuse_shared(db: Database, rid: int) -> None:
     log.info("digest run %s refused: its channel is shared with another organisation", rid)
 
 
-def process_claimed(db: Database, settings: Settings, client_for: Any, rid: int) -> None:
+def process_claimed(db: Database, settings: Settings, client_for: Any, rid: int, *,
+                    progress: Callable[[str], None] | None = None) -> None:
     with db.read_session() as s:
         run = s.get(DigestRun, rid)
         assert run is not None
@@ -238,7 +246,7 @@ def process_claimed(db: Database, settings: Settings, client_for: Any, rid: int)
         if is_shared(db, client, team, channel, fresh=True):
             refuse_shared(db, rid)
             return
-        post_run(db, settings, client, rid)
+        post_run(db, settings, client, rid, progress=progress)
         log.info("digest run %s posted in %s", rid, channel)
     except Exception as raw:
         e = classify(raw)

@@ -551,7 +551,9 @@ class FakeSlack:
         domain: str = TEAM_DOMAIN,
         enterprise_id: str | None = None,
     ) -> None:
-        """Bind a token to a workspace identity (auth.test, per-workspace rate limits)."""
+        """Bind a token to a workspace identity (auth.test, per-workspace rate limits). `scopes` (comma-separated)
+        is what every answer to this token reports in X-OAuth-Scopes, as Slack does: register one with fewer
+        scopes than the manifest asks for to stand for an app installed before a scope was added."""
         with self._lock:
             self._tokens[token] = Identity(team_id, team_name, user_id, bot_id, scopes, domain, enterprise_id)
 

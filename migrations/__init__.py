@@ -1,0 +1,1 @@
+"""Alembic's migrations; shipped inside the installed package as `bot.migrations` (see pyproject.toml)."""
