@@ -375,3 +375,25 @@ def test_local_embedder_quality(local_embedder: Any) -> None:
     items, truth = _messy()
     themes = find_themes(items, embedder=local_embedder, max_themes=None)
     assert _theme_purity(themes, truth) >= 0.9
+
+
+# ---------------------------------------------------------------- titles that name the problem
+
+
+def test_titles_name_the_problem_in_a_members_words() -> None:
+    """A title is a short, typical item of the theme ("SSO login fails …"), not "okta / saml"."""
+    items, truth = _messy()
+    themes = find_themes(items, embedder=TfidfEmbedder(), max_themes=None)
+    by_id = {it.id: it for it in items}
+    for label in ("sso", "export", "billing"):
+        theme = _theme_for(themes, truth, label)
+        assert " / " not in theme.title, theme.title
+        words = theme.title.rstrip("…").split()
+        assert 3 <= len(words) <= 12, theme.title
+        # Said by one of the theme's own central items, with no mention, link or emoji code left in it.
+        source = [clean_text(by_id[i].text) for i in theme.item_ids]
+        assert any(theme.title.rstrip("…").lower() in s.lower() for s in source), theme.title
+        assert "<" not in theme.title and ":" not in theme.title.replace(": ", " ")
+        # Another account's name never becomes the headline of a theme.
+        customers = {by_id[i].customer for i in theme.item_ids if by_id[i].customer}
+        assert not any(c.lower() in theme.title.lower() for c in customers), theme.title
