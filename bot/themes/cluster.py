@@ -6,9 +6,13 @@ How k is chosen (no k from the caller):
    for a normal weekly digest) and centre it: subtracting the mean vector
    removes the direction every sentence shares (strong in static
    embeddings), so cosines measure what differs between items.
-2. Build one Ward dendrogram on the sample. Every cut k = 2..k_max is then
-   free, and for each cut the cosine silhouette is computed from one
-   precomputed distance matrix (O(s^2) per k via a sparse one-hot product).
+2. Build one Ward dendrogram on the sample (from the cosine distances we
+   compute anyway: for unit rows the Euclidean distance is sqrt(2 * cosine
+   distance)). Every cut k = 2..k_max is then free, and the cosine silhouette
+   of every cut comes from one (k_max, s) table of summed distances, updated
+   by one row addition per merge as the tree is walked from k_max down to 2
+   (`_silhouettes_along_tree`): O(s^2 + k_max^2 * s), ~0.2 s for 3,000 items,
+   instead of one O(s^2) pass per k.
 3. k is the *smallest* cut whose silhouette is within `KNEE_TOLERANCE` (5%) of
    the best cut's. On feedback-like text the silhouette climbs until the real
    topics are separated and then stays flat while topics are split into
@@ -35,7 +39,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
-from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.cluster.hierarchy import linkage
+from scipy.spatial.distance import squareform
 
 from bot.themes.embedders import l2_normalize
 
@@ -88,6 +93,78 @@ def cosine_silhouette(dist: np.ndarray, labels: np.ndarray) -> float:
     s = np.where(denom > 0, (b - a) / np.where(denom > 0, denom, 1.0), 0.0)
     s[own_size <= 1] = 0.0
     return float(s.mean())
+
+
+def _silhouette_from_sums(sums: np.ndarray, sizes: np.ndarray, labels: np.ndarray) -> float:
+    """Silhouette from summed distances of each point to each group (`sums`, (k, n))."""
+    n = labels.shape[0]
+    cols = np.arange(n)
+    own_size = sizes[labels]
+    a = sums[labels, cols] / np.maximum(own_size - 1, 1)
+    mean_to = sums / sizes[:, None]
+    mean_to[labels, cols] = np.inf
+    b = mean_to.min(axis=0)
+    denom = np.maximum(a, b)
+    sil = np.where(denom > 0, (b - a) / np.where(denom > 0, denom, 1.0), 0.0)
+    sil[own_size <= 1] = 0.0
+    return float(sil.mean())
+
+
+def _silhouettes_along_tree(
+    tree: np.ndarray, dist: np.ndarray, k_min: int, k_max: int
+) -> tuple[dict[int, float], dict[int, np.ndarray]]:
+    """Silhouette of every cut k_min..k_max of a linkage tree, and the labels of each cut.
+
+    Cutting into k groups undoes the last k-1 merges. Start from the k_max cut (union-find over
+    the first n-k_max merges), build the summed-distance table once, then replay the remaining
+    merges one at a time: merging groups a and b adds row b to row a.
+    """
+    n = dist.shape[0]
+    parent = np.arange(2 * n - 1)  # union-find over tree nodes; node n+i is made by merge i
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = int(parent[i])
+        return i
+
+    for i in range(n - k_max):
+        a, b = int(tree[i, 0]), int(tree[i, 1])
+        parent[root(a)] = n + i
+        parent[root(b)] = n + i
+    roots = np.fromiter((root(i) for i in range(n)), dtype=np.int64, count=n)
+    uniq, labels = np.unique(roots, return_inverse=True)
+    group_of_node = {int(node): g for g, node in enumerate(uniq)}
+    k = uniq.shape[0]
+    onehot = sparse.csr_matrix((np.ones(n, dtype=np.float32), (labels, np.arange(n))), shape=(k, n))
+    sums = np.asarray(onehot @ dist, dtype=np.float64)
+    sizes = np.bincount(labels, minlength=k).astype(np.float64)
+    alive = np.ones(k, dtype=bool)
+    labels = labels.astype(np.int64)
+
+    scores: dict[int, float] = {}
+    cuts: dict[int, np.ndarray] = {}
+    current = k
+    step = n - k_max
+    while current >= max(k_min, 2):
+        idx = np.flatnonzero(alive)
+        remap = np.full(k, -1, dtype=np.int64)
+        remap[idx] = np.arange(idx.shape[0])
+        lab = remap[labels]
+        scores[current] = _silhouette_from_sums(sums[idx], sizes[idx], lab)
+        cuts[current] = lab
+        if current == 2 or step >= n - 1:
+            break
+        ga = group_of_node.pop(int(tree[step, 0]))
+        gb = group_of_node.pop(int(tree[step, 1]))
+        sums[ga] += sums[gb]
+        sizes[ga] += sizes[gb]
+        alive[gb] = False
+        labels[labels == gb] = ga
+        group_of_node[n + step] = ga
+        step += 1
+        current -= 1
+    return scores, cuts
 
 
 def _relabel(labels: np.ndarray) -> tuple[np.ndarray, int]:
@@ -186,19 +263,13 @@ def cluster_vectors(
         labels = np.zeros(n, dtype=np.int64)
         return Clustering(labels, _centroids(x, labels, 1), 1, float("nan"), s, centre=mean)
 
-    # Ward on unit vectors = minimum-variance merging under (half squared) cosine distance.
-    tree = linkage(sample.astype(np.float64), method="ward")
     dist = np.clip(1.0 - sample @ sample.T, 0.0, 2.0).astype(np.float32)
     np.fill_diagonal(dist, 0.0)
-
-    ward_scores: dict[int, float] = {}
-    cuts: dict[int, np.ndarray] = {}
-    for k in range(max(k_min, 2), k_max + 1):
-        cut, got = _relabel(fcluster(tree, k, criterion="maxclust"))
-        if got < 2 or got in ward_scores:  # tied merge heights can give fewer groups than asked
-            continue
-        ward_scores[got] = cosine_silhouette(dist, cut)
-        cuts[got] = cut
+    # Ward on unit vectors = minimum-variance merging under (half squared) cosine distance.
+    euclid = np.sqrt(2.0 * dist.astype(np.float64))
+    tree = linkage(squareform(euclid, checks=False), method="ward")
+    del euclid
+    ward_scores, cuts = _silhouettes_along_tree(tree, dist, max(k_min, 2), k_max)
     valid = {k: v for k, v in ward_scores.items() if not math.isnan(v)}
     if not valid:
         labels = np.zeros(n, dtype=np.int64)
