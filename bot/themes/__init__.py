@@ -7,6 +7,7 @@ pluggable (`StaticEmbedder`, the default, `LocalEmbedder`, `OnnxEmbedder`,
 """
 
 from bot.themes.cluster import Clustering, cluster_vectors
+from bot.themes.duplicates import DUPLICATE_THRESHOLDS, duplicate_threshold
 from bot.themes.embedders import (
     Embedder,
     LocalEmbedder,
@@ -27,6 +28,7 @@ from bot.themes.static import StaticEmbedder, static_available
 from bot.themes.types import Theme, ThemeItem
 
 __all__ = [
+    "DUPLICATE_THRESHOLDS",
     "OTHER_TITLE",
     "Clustering",
     "Embedder",
@@ -40,6 +42,7 @@ __all__ = [
     "ThemeRun",
     "cluster_vectors",
     "default_embedder",
+    "duplicate_threshold",
     "find_themes",
     "find_themes_run",
     "get_embedder",
