@@ -87,6 +87,31 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_key(args: argparse.Namespace) -> int:
+    from bot.slack.oauth import new_key
+
+    print(new_key())
+    return 0
+
+
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    from bot.db import Database
+    from bot.slack.oauth import EncryptedInstallationStore, TokenCipher
+
+    s = _settings()
+    keys = s.encryption_keys
+    if not keys:
+        raise ConfigError("LOOPLINE_ENCRYPTION_KEY is not set: list the new key first, then the old ones")
+    db = Database(s.database_url)
+    db.upgrade()
+    # Every stored token, whichever app (client id) installed it.
+    store = EncryptedInstallationStore(client_id=s.slack_client_id or "", engine=db.engine, cipher=TokenCipher(keys))
+    scan = store.rotate()
+    print(f"re-encrypted {scan.tokens} tokens with the first key of LOOPLINE_ENCRYPTION_KEY "
+          f"({scan.plain} were in plain text); the other keys can now be removed")
+    return 0
+
+
 def cmd_manifest(args: argparse.Namespace) -> int:
     from bot.slack.manifest import render_manifest
 
@@ -110,22 +135,33 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from bot.csvfile import UnreadableFile, decode
     from bot.db import Database
     from bot.services.feedback import import_feedback_csv
 
     s = _settings()
-    db = Database(s.database_url)
-    db.upgrade()
+    # The whole file is read and decoded before anything is imported: a file we can't read is
+    # refused whole, never half imported.
     try:
-        fh = sys.stdin if args.file == "-" else open(args.file, newline="", encoding="utf-8-sig")  # noqa: SIM115
+        if args.file == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(args.file, "rb") as fh:
+                data = fh.read()
     except OSError as e:
         print(f"loopline: error: cannot read {args.file}: {e.strerror}", file=sys.stderr)
         return 2
+    try:
+        text = decode(data, name="standard input" if args.file == "-" else args.file, encoding=args.encoding)
+    except UnreadableFile as e:
+        print(f"loopline: error: {e}", file=sys.stderr)
+        return 2
+    db = Database(s.database_url)
+    db.upgrade()
     from bot.workspace import resolve_team
 
     team = resolve_team(s, db, args.team)
-    with fh:
-        report = import_feedback_csv(db.session, fh, team_id=team)
+    report = import_feedback_csv(db.session, text, team_id=team)
     print(report.summary())
     return 1 if report.rejected and not report.imported and not report.duplicates else 0
 
@@ -168,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("scheduler", help="run only the scheduler/delivery worker").set_defaults(fn=cmd_scheduler)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
+    sub.add_parser("new-key", help="print a new key for LOOPLINE_ENCRYPTION_KEY").set_defaults(fn=cmd_new_key)
+    sub.add_parser("rotate-key", help="re-encrypt every stored Slack token with the first key of "
+                                      "LOOPLINE_ENCRYPTION_KEY").set_defaults(fn=cmd_rotate_key)
 
     add_digest_parser(sub)
 
@@ -175,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["feedback"])
     p.add_argument("file", help="CSV file (columns: text; optional area, kind, customer, arr, created_at, reporter)")
     p.add_argument("--team", default=None, help="workspace id (default: the bot token's workspace)")
+    p.add_argument("--encoding", default=None,
+                   help="the file's encoding when it is not UTF-8 and has no byte-order mark, e.g. cp1252")
     p.set_defaults(fn=cmd_import)
 
     p = sub.add_parser("export", help="write every record to stdout")

@@ -8,17 +8,47 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.settings import ConfigError
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+SUPPORTED_DATABASES = ("Loopline supports a SQLite file (sqlite:///./loopline.db) "
+                       "and PostgreSQL (postgresql://user@host:5432/db)")
 
 
-def make_engine(url: str, **kw: Any) -> Engine:
+def supported_url(url: str) -> str:
+    """DATABASE_URL -> the URL we hand SQLAlchemy, or one clear ConfigError.
+
+    Checked before create_engine: another backend fails deep inside it (mysql:// is a
+    ModuleNotFoundError for a driver we don't ship), and an in-memory SQLite database starts and
+    answers health checks while each pooled connection sees its own empty database, so every write
+    fails. Messages never repeat the URL: it may hold a password.
+    """
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
         # psycopg 3 is the driver we ship; plain postgresql:// would look for psycopg2.
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"DATABASE_URL is malformed; {SUPPORTED_DATABASES}") from None
+    if parsed.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        raise ConfigError(f"DATABASE_URL uses {parsed.drivername}://, which Loopline can't use; {SUPPORTED_DATABASES}")
+    database = parsed.database or ""
+    if parsed.drivername.startswith("sqlite") and (
+            database in ("", ":memory:") or database.startswith("file::memory:")
+            or parsed.query.get("mode") == "memory"):
+        raise ConfigError("DATABASE_URL is an in-memory SQLite database, which each connection sees empty and "
+                          f"which is gone at exit; {SUPPORTED_DATABASES}")
+    return url
+
+
+def make_engine(url: str, **kw: Any) -> Engine:
+    url = supported_url(url)
     if url.startswith("sqlite"):
         kw.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
         engine = create_engine(url, **kw)
@@ -48,6 +78,14 @@ def make_engine(url: str, **kw: Any) -> Engine:
     return create_engine(url, **kw)
 
 
+def is_unavailable(e: BaseException) -> bool:
+    """The database refused or dropped us (restart, full disk, lock timeout, read-only): not the fault
+    of the statement, and worth retrying later."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    return isinstance(e, OperationalError | InterfaceError) or (isinstance(e, DBAPIError) and e.connection_invalidated)
+
+
 def is_postgres(engine_or_session: Engine | Session) -> bool:
     bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
     return bind.dialect.name == "postgresql"
@@ -57,16 +95,8 @@ class Database:
     """An engine plus its session factory; passed explicitly, never a module global."""
 
     def __init__(self, url: str, **kw: Any) -> None:
-        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-        from bot.settings import ConfigError
-
         self.url = url
-        try:
-            self.engine = make_engine(url, **kw)
-        except (ArgumentError, NoSuchModuleError) as e:
-            raise ConfigError(f"DATABASE_URL is malformed ({e}); e.g. sqlite:///./loopline.db or "
-                              "postgresql://user@host:5432/db") from None
+        self.engine = make_engine(url, **kw)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(loopline_readonly=True), expire_on_commit=False
@@ -86,7 +116,8 @@ class Database:
 
     def ping(self) -> bool:
         try:
-            with self.engine.connect() as c:
+            # Read-only: on SQLite a plain transaction would BEGIN IMMEDIATE and wait for the write lock.
+            with self.engine.execution_options(loopline_readonly=True).connect() as c:
                 c.execute(text("SELECT 1"))
             return True
         except Exception:
@@ -94,8 +125,6 @@ class Database:
 
     def upgrade(self) -> None:
         from sqlalchemy.exc import OperationalError
-
-        from bot.settings import ConfigError
 
         try:
             upgrade(self.engine)

@@ -263,6 +263,24 @@ class Acknowledgement(Base):
     __table_args__ = (UniqueConstraint("announcement_id", "user_id", name="uq_ack_announcement_user"),)
 
 
+class ViewGrant(Base):
+    """A right checked with Slack when a modal was opened, for its submission to rely on.
+
+    A submission carries back whatever `private_metadata` the client sends, so "who opened this form"
+    can't be read from it. The grant names the person and the view's `external_id` (set by us when
+    opening it; Slack echoes it in the submission) and lasts a while (bot/services/announcements.py).
+    """
+
+    __tablename__ = "view_grants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    view_key: Mapped[str] = mapped_column(String(64), unique=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(32))
+    purpose: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # --- decisions ----------------------------------------------------------------------------------
 
 
@@ -403,3 +421,22 @@ class DigestRun(Base):
         UniqueConstraint("team_id", "channel", "period_key", name="uq_digest_run_period"),
         Index("ix_digest_runs_due", "status", "locked_until"),
     )
+
+
+# --- Slack Connect: who is outside the organisation, which channels are shared with it -------------
+
+
+class AudienceCheck(Base):
+    """What Slack last said about a person (outside the installing organisation?) or a channel (shared
+    with another organisation?), so the check costs one Web API call per object per TTL, not one per use.
+    See docs/slack-connect.md."""
+
+    __tablename__ = "audience_checks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(8))  # user|channel
+    object_id: Mapped[str] = mapped_column(String(32))
+    external: Mapped[bool] = mapped_column(Boolean)  # user: outside the organisation; channel: shared with it
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("team_id", "kind", "object_id", name="uq_audience_check"),)

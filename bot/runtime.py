@@ -41,14 +41,15 @@ def _prune(rt: Runtime) -> None:
 class Runtime:
     def __init__(self, settings: Settings, *, migrate: bool = True):
         self.settings = settings
+        keys = settings.require_encryption_keys() if settings.oauth_enabled else []
         self.db = Database(settings.database_url)
         if migrate:
             self.db.upgrade()
         self.oauth_stores: tuple[Any, Any] | None = None
         if settings.oauth_enabled:
-            from bot.slack.oauth import make_stores
+            from bot.slack.oauth import TokenCipher, make_stores
 
-            self.oauth_stores = make_stores(settings.slack_client_id or "", self.db.engine)
+            self.oauth_stores = make_stores(settings.slack_client_id or "", self.db.engine, TokenCipher(keys))
         self.slack = SlackClients(settings, self.oauth_stores[0] if self.oauth_stores else None)
         self.worker = Worker(self.db, self.slack, settings)
         self.writer = GroupCommitter(self.db, on_commit=self.worker.wake)
@@ -75,15 +76,17 @@ class Runtime:
                     raise ConfigError(f"SLACK_BOT_TOKEN was refused by Slack ({e.response.get('error')})") from None
                 except OSError as e:
                     raise ConfigError(f"SLACK_API_URL {self.settings.slack_api_url} is unreachable ({e})") from None
+                # enterprise_id: the Grid organisation, whose other workspaces count as inside.
                 self._identity = {"team_id": resp.get("team_id"), "user_id": resp.get("user_id"),
-                                  "bot_id": resp.get("bot_id")}
+                                  "bot_id": resp.get("bot_id"), "enterprise_id": resp.get("enterprise_id")}
         return self._identity
 
-    def build_app(self) -> Any:
+    def build_app(self, *, request_verification: bool = True) -> Any:
         from bot.slack.app import build_app
 
         identity = None if self.oauth_stores else self.bot_identity()
-        return build_app(self.edge, bot_identity=identity, oauth_stores=self.oauth_stores)
+        return build_app(self.edge, bot_identity=identity, oauth_stores=self.oauth_stores,
+                         request_verification=request_verification)
 
     def start_background(self, *, worker: bool = True, scheduler: bool = True) -> None:
         # Features register their periodic jobs and worker passes on import.

@@ -2,27 +2,49 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import math
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.httplimits import INSTALL_BURST, INSTALL_PER_SECOND, BodyLimits, RateLimiter, uvicorn_limits
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
+def signed_by_slack(verifier: SignatureVerifier, body: bytes, headers: Mapping[str, str]) -> bool:
+    """slack-sdk's check of X-Slack-Signature over the raw bytes, with its 5-minute window; a missing,
+    non-numeric or absurd timestamp, or a body that isn't UTF-8, is simply not signed."""
+    try:
+        return verifier.is_valid(body, headers.get("x-slack-request-timestamp", ""),
+                                 headers.get("x-slack-signature", ""))
+    except ValueError:  # int() of the timestamp, or UnicodeDecodeError of the body
+        return False
+
+
 def create_asgi_app(rt: Runtime, *, background: bool = True, scheduler: bool = True) -> Starlette:
-    bolt = rt.build_app()
+    # Our own check runs before Bolt sees the request, so Bolt's (the same slack-sdk verifier over the
+    # same bytes) is switched off: it would parse the body first and log it whole at INFO when the
+    # signature is bad.
+    bolt = rt.build_app(request_verification=False)
     handler = AsyncSlackRequestHandler(bolt)
+    verifier = SignatureVerifier(rt.settings.secret("slack_signing_secret") or "")
+    installs = RateLimiter(burst=INSTALL_BURST, per_second=INSTALL_PER_SECOND)
 
     async def slack_events(request: Request) -> Response:
+        if not signed_by_slack(verifier, await request.body(), request.headers):
+            return JSONResponse({"error": "invalid request"}, status_code=401)
         try:
             return await handler.handle(request)
         except Exception:
@@ -31,11 +53,17 @@ def create_asgi_app(rt: Runtime, *, background: bool = True, scheduler: bool = T
             return JSONResponse({"error": "malformed request"}, status_code=400)
 
     async def healthz(_: Request) -> Response:
-        ok = rt.db.ping()
-        return JSONResponse({"ok": ok, "database": "ok" if ok else "unreachable",
-                             "worker": {"processed": rt.worker.processed}}, status_code=200 if ok else 503)
+        # Orchestrators poll this: a SELECT 1 and a cached backlog query, both off the event loop, and
+        # the writer's own view of its last commits (no write here; the writer probes on its own).
+        return JSONResponse(*await asyncio.to_thread(health, rt))
 
     async def oauth(request: Request) -> Response:
+        if request.url.path == "/slack/install":
+            # Each hit stores an OAuth state; a person installing needs one or two.
+            wait = installs.take(request.client.host if request.client else "")
+            if wait:
+                return PlainTextResponse("Too many install attempts from this address; try again in a minute.",
+                                         status_code=429, headers={"retry-after": str(math.ceil(wait))})
         return await handler.handle(request)
 
     routes = [Route("/slack/events", slack_events, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])]
@@ -51,7 +79,42 @@ def create_asgi_app(rt: Runtime, *, background: bool = True, scheduler: bool = T
         finally:
             rt.stop()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(BodyLimits)])
+
+
+def health(rt: Runtime) -> tuple[dict[str, Any], int]:
+    """/healthz: 503 with a reason when the database is unreachable or refuses writes, the writer is
+    stopped or stuck, or the worker thread died; always with the backlog of jobs."""
+    reasons: list[str] = []
+    reachable = rt.db.ping()
+    if not reachable:
+        reasons.append("the database is unreachable")
+    writer = rt.writer.health()
+    if not writer.ok and writer.reason:
+        reasons.append(writer.reason)
+    worker = rt.worker
+    if worker.started and not worker.running:
+        reasons.append("the worker thread has stopped")
+    jobs: dict[str, Any] | None = None
+    if reachable:
+        try:
+            jobs = worker.backlog()
+        except Exception as e:  # the backlog is information; the checks above decide the status
+            log.warning("backlog query failed: %s", e)
+    body = {
+        "ok": not reasons,
+        "reason": "; ".join(reasons) or None,
+        "database": "ok" if reachable else "unreachable",
+        "writer": {"ok": writer.ok, "last_commit_s": _round(writer.last_commit_s), "queued": writer.queued,
+                   "busy_s": _round(writer.busy_s)},
+        "worker": {"processed": worker.processed, "running": worker.running},
+        "jobs": jobs,
+    }
+    return body, 503 if reasons else 200
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
 
 
 def serve(rt: Runtime, *, host: str, port: int, scheduler: bool = True) -> None:
@@ -68,6 +131,8 @@ def serve(rt: Runtime, *, host: str, port: int, scheduler: bool = True) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 50)
-    log.info("serving on http://%s:%s/slack/events", host, port)
+    limits = uvicorn_limits()
+    log.info("serving on http://%s:%s/slack/events (at most %d connections)", host, port,
+             limits["http"].max_connections)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5, **limits)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -39,6 +40,8 @@ class Settings(BaseSettings):
     loopline_channel_rate: float = Field(default=1.0, gt=0)
     loopline_log_format: str = "auto"
     loopline_job_lease_seconds: float = Field(default=90.0, gt=0)
+    # Fernet keys, comma-separated: the first encrypts stored Slack tokens, every one decrypts (rotation).
+    loopline_encryption_key: SecretStr | None = None
     port: int = Field(default=3000, ge=1, le=65535)
 
     @field_validator("slack_api_url")
@@ -63,6 +66,29 @@ class Settings(BaseSettings):
     def _reactions(cls, v: str) -> str:
         parse_reactions(v)
         return v
+
+    @field_validator("loopline_encryption_key")
+    @classmethod
+    def _encryption_key(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            parse_keys(v.get_secret_value())
+        return v
+
+    @property
+    def encryption_keys(self) -> list[str]:
+        return parse_keys(self.secret("loopline_encryption_key") or "")
+
+    def require_encryption_keys(self) -> list[str]:
+        """OAuth installs keep Slack tokens in the database, always encrypted: no key, no start.
+
+        Generating one on the fly would print a secret into the logs, and a restart without it would
+        leave every stored token unreadable (every workspace would have to reinstall).
+        """
+        keys = self.encryption_keys
+        if not keys:
+            raise ConfigError("LOOPLINE_ENCRYPTION_KEY is not set: OAuth installs store Slack tokens encrypted "
+                              "with it; create one with `loopline new-key` and keep it as safe as a password")
+        return keys
 
     @property
     def announcers(self) -> set[str]:
@@ -114,6 +140,18 @@ def parse_reactions(spec: str) -> dict[str, str]:
     return mapping
 
 
+def parse_keys(spec: str) -> list[str]:
+    """`KEY1,KEY2` -> Fernet keys, checked. Messages never show a key."""
+    keys = [k.strip() for k in spec.split(",") if k.strip()]
+    for i, key in enumerate(keys, 1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise ValueError(f"key {i} of {len(keys)} is not a Fernet key (32 url-safe base64-encoded bytes; "
+                             "make one with `loopline new-key`)") from None
+    return keys
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build Settings, turning pydantic's multi-line report into one line naming the setting."""
     try:
@@ -121,7 +159,7 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as e:
         err = e.errors()[0]
         name = str(err["loc"][0]).upper() if err["loc"] else "setting"
-        raise ConfigError(f"{name} is malformed: {err['msg']}") from None
+        raise ConfigError(f"{name} is malformed: {err['msg'].removeprefix('Value error, ')}") from None
 
 
 @lru_cache(maxsize=1)

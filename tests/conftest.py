@@ -28,10 +28,13 @@ from tests.support.slack_requests import SlackSender
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-1234-test-token"
+ENCRYPTION_KEY = "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg="  # a Fernet key, for OAuth installs in tests
 PG_ADMIN_URL = os.environ.get("LOOPLINE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
-# Seeded people and channels (realistic ids and names).
+# Seeded people and channels (realistic ids and names). CUSTOMER belongs to Acme's own workspace
+# (EXT_TEAM), in the Slack Connect channel C0ACME: someone outside the installing organisation.
 ADMIN, PM, REP, REP2, CUSTOMER, GUEST = "U0ADMIN", "U0PM", "U0REP", "U0REP2", "U0CUST", "U0GUEST"
+EXT_TEAM = "T0EXT"
 
 
 # Every test runs at this instant (a Wednesday at noon UTC, far from any DST change), advancing with
@@ -72,10 +75,20 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+# slack-sdk's OAuth tables are created by its stores, not by our migrations; they hold tokens encrypted
+# with a test's LOOPLINE_ENCRYPTION_KEY, which the next test's key could not read.
+SLACK_SDK_TABLES = ("slack_bots", "slack_installations", "slack_oauth_states")
+
+
 def wipe(db: Database) -> None:
+    from sqlalchemy import inspect
+
     with db.session() as s:
         for table in reversed(Base.metadata.sorted_tables):
             s.execute(table.delete())
+        for name in SLACK_SDK_TABLES:
+            if inspect(s.connection()).has_table(name):
+                s.execute(text(f"DELETE FROM {name}"))
 
 
 @pytest.fixture
@@ -93,10 +106,10 @@ def fake() -> Iterator[FakeSlack]:
     f.add_user(PM, "priya.pm", real_name="Priya (PM)", tz="America/New_York")
     f.add_user(REP, "sam.sales", real_name="Sam Sales", tz="America/Los_Angeles")
     f.add_user(REP2, "lee.sales", real_name="Lee Sales", tz="America/Chicago")
-    f.add_user(CUSTOMER, "jo.acme", real_name="Jo at Acme", tz="Europe/London")
+    f.add_user(CUSTOMER, "jo.acme", real_name="Jo at Acme", tz="Europe/London", team_id=EXT_TEAM)
     f.add_user(GUEST, "guest", real_name="Guest", tz="UTC")
     f.add_channel("C0SALES", "sales", members=[REP, REP2, PM, ADMIN])
-    f.add_channel("C0ACME", "ext-acme", members=[REP, CUSTOMER], ext_shared=True)
+    f.add_channel("C0ACME", "ext-acme", members=[REP, CUSTOMER], ext_shared=True, connected_teams=[EXT_TEAM])
     f.add_channel("C0PRODUCT", "product", members=[PM, ADMIN])
     f.add_channel("G0SECRET", "secret-deals", is_private=True, bot_member=False, members=[REP])
     yield f

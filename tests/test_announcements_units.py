@@ -82,17 +82,19 @@ def test_create_is_idempotent_cancel_only_before_sending_and_permissions(db):
                                            areas=["billing"], author="U1", send_at=later)
         assert a.scheduled and not again.created and again.id == a.id and a.channels == ["C1"]
         with pytest.raises(ServiceError, match="Only"):
-            an_svc.cancel_announcement(s, announcement_id=a.id, by="U2")
+            an_svc.cancel_announcement(s, team_id=TEAM, announcement_id=a.id, by="U2")
         b = an_svc.create_announcement(s, team_id=TEAM, source_key="k2", title="t", body="b", areas=["billing"],
                                        author="U1")
-        ann_b = an_svc.get(s, b.id)
+        ann_b = an_svc.get(s, b.id, team_id=TEAM)
         assert ann_b is not None
         ann_b.deliveries[0].status = "sent"
         s.flush()
         with pytest.raises(ServiceError, match="Retract"):
-            an_svc.cancel_announcement(s, announcement_id=b.id, by="U1")
+            an_svc.cancel_announcement(s, team_id=TEAM, announcement_id=b.id, by="U1")
+    with db.session() as s, pytest.raises(ServiceError, match="doesn't exist"):  # AN-n of another workspace
+        an_svc.cancel_announcement(s, team_id="T0OTHER", announcement_id=a.id, by="U1")
     with db.session() as s:
-        assert an_svc.cancel_announcement(s, announcement_id=a.id, by="U1").status == "cancelled"
+        assert an_svc.cancel_announcement(s, team_id=TEAM, announcement_id=a.id, by="U1").status == "cancelled"
     assert an_svc.may_announce({"is_owner": True}, "U9", set())
     assert an_svc.may_announce({}, "U9", {"U9"}) and not an_svc.may_announce({"is_admin": False}, "U9", set())
 
@@ -104,3 +106,22 @@ def test_token_bucket_paces_threads_to_the_rate():
     start = time.monotonic()
     bucket.penalise(0.2)
     assert bucket.reserve() >= start + 0.2
+
+
+def test_an_announce_grant_is_for_one_person_one_form_one_workspace_and_expires(db):
+    now = clock.now()
+    with db.session() as s:
+        an_svc.grant_announce(s, team_id=TEAM, user_id="U0ADMIN", view_key="k-admin", now=now)
+    with db.read_session() as s:
+        def may(user: str, key: str | None, team: str = TEAM, at: object = now) -> bool:
+            return an_svc.may_submit_announcement(s, team_id=team, user_id=user, view_key=key, now=at)
+
+        assert may("U0ADMIN", "k-admin")
+        assert not may("U0REP", "k-admin")  # someone else with the admin's form
+        assert not may("U0ADMIN", "k-other") and not may("U0ADMIN", None)
+        assert not may("U0ADMIN", "k-admin", team="T0OTHER")
+        assert may("U0ADMIN", "k-admin", at=now + an_svc.GRANT_TTL - timedelta(minutes=1))
+        assert not may("U0ADMIN", "k-admin", at=now + an_svc.GRANT_TTL)
+    with db.session() as s:
+        assert an_svc.purge_grants(s, now=now + timedelta(hours=1)) == 0
+        assert an_svc.purge_grants(s, now=now + an_svc.GRANT_TTL) == 1

@@ -412,3 +412,33 @@ def test_async_web_client(fake: FakeSlack) -> None:
 
     asyncio.run(scenario())
     assert fake.files[0]["content"] == b"\x00\x01bytes"
+
+
+def test_slack_connect_people_and_channels(fake: FakeSlack, client: WebClient) -> None:
+    fake.add_user("U0CUST", "jo", team_id="T0EXT")
+    fake.add_user("W0SIB", "sib", team_id="T0SIB", enterprise_id="E0ORG", is_stranger=True)
+    own = client.users_info(user=HUMAN)["user"]
+    assert own["team_id"] == "T0001" and "is_stranger" not in own and "enterprise_user" not in own
+    foreign = client.users_info(user="U0CUST")["user"]
+    assert foreign["team_id"] == "T0EXT" and foreign["is_stranger"] is False
+    sib = client.users_info(user="W0SIB")["user"]
+    assert sib["is_stranger"] is True and sib["enterprise_user"]["enterprise_id"] == "E0ORG"
+    assert sib["enterprise_user"]["teams"] == ["T0SIB"]
+
+    info = client.conversations_info(channel="C1")["channel"]
+    assert (info["is_shared"], info["is_ext_shared"], info["is_pending_ext_shared"]) == (False, False, False)
+    fake.share_channel("C1", pending=True)
+    info = client.conversations_info(channel="C1")["channel"]
+    assert info["is_pending_ext_shared"] and not info["is_ext_shared"] and info["pending_connected_team_ids"] == ["T0EXT"]
+    fake.share_channel("C1", teams=["T0EXT", "T0MORE"])
+    info = client.conversations_info(channel="C1")["channel"]
+    assert info["is_shared"] and info["is_ext_shared"] and info["shared_team_ids"] == ["T0001", "T0EXT", "T0MORE"]
+    fake.share_channel("C1", ext_shared=False)
+    assert not client.conversations_info(channel="C1")["channel"]["is_ext_shared"]
+    fake.add_channel("C3", "grid-wide", org_shared=True)
+    grid = client.conversations_info(channel="C3")["channel"]
+    assert grid["is_shared"] and grid["is_org_shared"] and not grid["is_ext_shared"]
+
+    fake.register_token("xoxb-grid", enterprise_id="E0ORG")
+    assert WebClient(token="xoxb-grid", base_url=fake.base_url).auth_test()["enterprise_id"] == "E0ORG"
+    assert "enterprise_id" not in client.auth_test().data

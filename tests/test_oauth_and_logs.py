@@ -10,13 +10,14 @@ import httpx
 
 from bot.logging import JsonFormatter, bind, redact
 from bot.settings import load_settings
-from tests.conftest import SIGNING_SECRET, RunningServer, export
+from tests.conftest import ENCRYPTION_KEY, SIGNING_SECRET, RunningServer, export
 from tests.support.slack_requests import SlackSender
 
 
 def test_oauth_install_then_capture_in_the_new_workspace(fake, db, db_url):
     settings = load_settings(slack_client_id="111.222", slack_client_secret="oauth-secret",
-                             slack_signing_secret=SIGNING_SECRET, slack_api_url=fake.base_url, database_url=db_url)
+                             slack_signing_secret=SIGNING_SECRET, slack_api_url=fake.base_url, database_url=db_url,
+                             loopline_encryption_key=ENCRYPTION_KEY)
     srv = RunningServer(settings)
     try:
         with httpx.Client(base_url=srv.url, follow_redirects=False) as http:

@@ -63,15 +63,18 @@ class SlackSender:
         }, **kw)
 
     def event(self, event: dict[str, Any], *, event_id: str | None = None, team: str = TEAM,
-              retry_num: int | None = None, ext_shared: bool = False, **kw: Any) -> httpx.Response:
+              retry_num: int | None = None, ext_shared: bool | None = False, **kw: Any) -> httpx.Response:
+        """`ext_shared`: the envelope's is_ext_shared_channel (None leaves the field out)."""
         event_id = event_id or f"Ev{uuid.uuid4().hex[:10].upper()}"
         body = {
             "token": "deprecated", "team_id": team, "api_app_id": "A0001", "event": event,
             "type": "event_callback", "event_id": event_id, "event_time": int(time.time()),
             "authorizations": [{"enterprise_id": None, "team_id": team, "user_id": "UBOT", "is_bot": True,
                                 "is_enterprise_install": False}],
-            "is_ext_shared_channel": ext_shared, "event_context": f"4-{uuid.uuid4().hex[:12]}",
+            "event_context": f"4-{uuid.uuid4().hex[:12]}",
         }
+        if ext_shared is not None:
+            body["is_ext_shared_channel"] = ext_shared
         headers = dict(kw.pop("headers", {}) or {})
         if retry_num:
             headers.update({"x-slack-retry-num": str(retry_num), "x-slack-retry-reason": "http_timeout"})
@@ -118,11 +121,12 @@ class SlackSender:
         }, **kw)
 
     def message_shortcut(self, *, user: str, channel: str, message: dict[str, Any], callback_id: str = "capture_feedback",
-                         **kw: Any) -> httpx.Response:
+                         user_team: str = TEAM, **kw: Any) -> httpx.Response:
+        """`user_team`: the person's own workspace (another organisation's for a Slack Connect member)."""
         n = next(_counter)
         return self.interactive({
             "type": "message_action", "token": "deprecated", "action_ts": f"{time.time():.6f}",
-            "team": {"id": TEAM, "domain": "example"}, "user": {"id": user, "name": "someone", "team_id": TEAM},
+            "team": {"id": TEAM, "domain": "example"}, "user": {"id": user, "name": "someone", "team_id": user_team},
             "channel": {"id": channel, "name": "customer-acme"}, "is_enterprise_install": False, "enterprise": None,
             "callback_id": callback_id, "trigger_id": f"{n}.222.{uuid.uuid4().hex[:10]}",
             "message_ts": message["ts"], "message": {"type": "message", **message},
@@ -132,17 +136,21 @@ class SlackSender:
     def block_action(self, *, user: str, action_id: str, value: str = "", channel: str | None = "C0SALES",
                      message_ts: str | None = None, view: dict[str, Any] | None = None, block_id: str = "b",
                      action_ts: str | None = None, extra_action: dict[str, Any] | None = None,
+                     team: str = TEAM, user_team: str | None = None, response_url: str | None = None,
                      **kw: Any) -> httpx.Response:
+        """`team` is the workspace the request comes from; `user_team` the clicking person's own (another
+        organisation's in a Slack Connect channel), by default the same."""
         n = next(_counter)
         action = {"action_id": action_id, "block_id": block_id, "type": "button", "value": value,
                   "text": {"type": "plain_text", "text": "Button"}, "action_ts": action_ts or f"{time.time():.6f}"}
         action.update(extra_action or {})
         payload: dict[str, Any] = {
-            "type": "block_actions", "user": {"id": user, "username": "someone", "name": "someone", "team_id": TEAM},
+            "type": "block_actions",
+            "user": {"id": user, "username": "someone", "name": "someone", "team_id": user_team or team},
             "api_app_id": "A0001", "token": "deprecated", "trigger_id": f"{n}.333.{uuid.uuid4().hex[:10]}",
-            "team": {"id": TEAM, "domain": "example"}, "enterprise": None, "is_enterprise_install": False,
+            "team": {"id": team, "domain": "example"}, "enterprise": None, "is_enterprise_install": False,
             "state": {"values": {}}, "actions": [action],
-            "response_url": f"{self.response_url_base}/ba{n}",
+            "response_url": response_url or f"{self.response_url_base}/ba{n}",
         }
         if view is not None:
             payload["container"] = {"type": "view", "view_id": view.get("id", "V1")}
@@ -156,16 +164,17 @@ class SlackSender:
         return self.interactive(payload, **kw)
 
     def view_submission(self, view: dict[str, Any], values: dict[str, dict[str, Any]], *, user: str,
-                        view_id: str | None = None, **kw: Any) -> httpx.Response:
+                        view_id: str | None = None, team: str = TEAM, user_team: str | None = None,
+                        **kw: Any) -> httpx.Response:
         """`view` is what the app opened (as the fake received it); `values` is state.values."""
         submitted = dict(view)
         submitted.setdefault("id", view_id or f"V{uuid.uuid4().hex[:8].upper()}")
-        submitted.update({"team_id": TEAM, "state": {"values": values}, "hash": f"{time.time():.0f}.abc",
-                          "app_id": "A0001", "app_installed_team_id": TEAM, "bot_id": "BBOT",
+        submitted.update({"team_id": team, "state": {"values": values}, "hash": f"{time.time():.0f}.abc",
+                          "app_id": "A0001", "app_installed_team_id": team, "bot_id": "BBOT",
                           "root_view_id": submitted["id"], "previous_view_id": None})
         return self.interactive({
-            "type": "view_submission", "team": {"id": TEAM, "domain": "example"},
-            "user": {"id": user, "username": "someone", "name": "someone", "team_id": TEAM},
+            "type": "view_submission", "team": {"id": team, "domain": "example"},
+            "user": {"id": user, "username": "someone", "name": "someone", "team_id": user_team or team},
             "api_app_id": "A0001", "token": "deprecated", "trigger_id": f"{next(_counter)}.444.x",
             "view": submitted, "response_urls": [], "is_enterprise_install": False, "enterprise": None,
         }, **kw)

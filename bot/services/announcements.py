@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from bot import clock
-from bot.models import Acknowledgement, Announcement, Delivery
+from bot.models import Acknowledgement, Announcement, Delivery, ViewGrant
 from bot.services.common import (
     ServiceError,
     insert_ignore,
@@ -31,6 +31,9 @@ OPEN_DELIVERY = ("pending", "sending")
 # A copy posted more than this after its send_at (the process was down, or the queue was long) is late.
 LATE_AFTER = timedelta(minutes=2)
 TITLE_MAX = 150  # a header block's limit
+# How long the right to announce, checked with users.info when the modal opened, holds for its submission:
+# long enough to write an announcement, short enough that a person demoted today can't use an old form.
+GRANT_TTL = timedelta(hours=12)
 
 
 def may_announce(user: dict[str, Any], user_id: str, announcers: set[str]) -> bool:
@@ -38,6 +41,30 @@ def may_announce(user: dict[str, Any], user_id: str, announcers: set[str]) -> bo
     if user_id in announcers:
         return True
     return is_workspace_admin(user)
+
+
+def grant_announce(session: Session, *, team_id: str, user_id: str, view_key: str,
+                   now: datetime | None = None) -> None:
+    """Record that `user_id` may submit the announcement modal opened with external_id `view_key`."""
+    now = now or clock.now()
+    insert_ignore(session, ViewGrant, {"view_key": view_key, "team_id": team_id, "user_id": user_id,
+                                       "purpose": "announce", "expires_at": now + GRANT_TTL, "created_at": now},
+                  conflict=["view_key"])
+
+
+def may_submit_announcement(session: Session, *, team_id: str, user_id: str, view_key: str | None,
+                            now: datetime | None = None) -> bool:
+    """On submit, without a Web API call: was this very form opened for this person, who was allowed then?"""
+    if not view_key:
+        return False
+    return session.scalar(select(ViewGrant.id).where(
+        ViewGrant.view_key == view_key, ViewGrant.team_id == team_id, ViewGrant.user_id == user_id,
+        ViewGrant.purpose == "announce", ViewGrant.expires_at > (now or clock.now()))) is not None
+
+
+def purge_grants(session: Session, now: datetime | None = None) -> int:
+    r = session.execute(delete(ViewGrant).where(ViewGrant.expires_at <= (now or clock.now())))
+    return int(r.rowcount or 0)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -83,24 +110,26 @@ def create_announcement(session: Session, *, team_id: str, source_key: str, titl
     return Created(ann.id, True, channels, scheduled, due)
 
 
-def get(session: Session, announcement_id: int) -> Announcement | None:
-    return session.get(Announcement, announcement_id)
+def get(session: Session, announcement_id: int, *, team_id: str, lock: bool = False) -> Announcement | None:
+    """AN-n as seen from workspace `team_id` (ids come from buttons and forms: never trust them alone)."""
+    ann = session.get(Announcement, announcement_id, with_for_update=lock)
+    return ann if ann is not None and ann.team_id == team_id else None
 
 
 def _check_owner(ann: Announcement | None, by: str, announcers: set[str]) -> Announcement:
     if ann is None:
-        raise ServiceError("That announcement no longer exists.")
+        raise ServiceError("That announcement doesn't exist (here).")
     if by != ann.author and by not in announcers:
         raise ServiceError(f"Only <@{ann.author}> (who wrote {ann.public_id}) can change it.")
     return ann
 
 
-def edit_announcement(session: Session, *, announcement_id: int, by: str, title: str, body: str,
+def edit_announcement(session: Session, *, team_id: str, announcement_id: int, by: str, title: str, body: str,
                       send_at: datetime | None = None, announcers: frozenset[str] | set[str] = frozenset(),
                       now: datetime | None = None) -> Announcement:
     """New text for every copy: delivered ones are queued for chat.update (version_sent < version)."""
     now = now or clock.now()
-    ann = _check_owner(session.get(Announcement, announcement_id, with_for_update=True), by, set(announcers))
+    ann = _check_owner(get(session, announcement_id, team_id=team_id, lock=True), by, set(announcers))
     if ann.status in ("retracted", "cancelled"):
         raise ServiceError(f"{ann.public_id} was {ann.status}; it can't be edited.")
     if not title.strip():
@@ -117,12 +146,12 @@ def edit_announcement(session: Session, *, announcement_id: int, by: str, title:
     return ann
 
 
-def retract_announcement(session: Session, *, announcement_id: int, by: str,
+def retract_announcement(session: Session, *, team_id: str, announcement_id: int, by: str,
                          announcers: frozenset[str] | set[str] = frozenset(),
                          now: datetime | None = None) -> Announcement:
     """Copies not yet posted are never posted; posted ones are queued to be replaced by a notice."""
     now = now or clock.now()
-    ann = _check_owner(session.get(Announcement, announcement_id, with_for_update=True), by, set(announcers))
+    ann = _check_owner(get(session, announcement_id, team_id=team_id, lock=True), by, set(announcers))
     if ann.status in ("retracted", "cancelled"):
         return ann
     ann.status, ann.retracted_by, ann.updated_at = "retracted", by, now
@@ -133,10 +162,10 @@ def retract_announcement(session: Session, *, announcement_id: int, by: str,
     return ann
 
 
-def cancel_announcement(session: Session, *, announcement_id: int, by: str,
+def cancel_announcement(session: Session, *, team_id: str, announcement_id: int, by: str,
                         announcers: frozenset[str] | set[str] = frozenset()) -> Announcement:
     """A scheduled announcement that has not started sending is dropped; nothing is ever posted."""
-    ann = _check_owner(session.get(Announcement, announcement_id), by, set(announcers))
+    ann = _check_owner(get(session, announcement_id, team_id=team_id), by, set(announcers))
     if ann.status == "cancelled":
         return ann
     if ann.status != "scheduled":
@@ -153,9 +182,9 @@ def cancel_announcement(session: Session, *, announcement_id: int, by: str,
     return ann
 
 
-def record_ack(session: Session, *, announcement_id: int, channel: str, user: str) -> bool:
-    """One acknowledgement per person per announcement. True if this one is new."""
-    if session.get(Announcement, announcement_id) is None:
+def record_ack(session: Session, *, team_id: str, announcement_id: int, channel: str, user: str) -> bool:
+    """One acknowledgement per person per announcement of this workspace. True if this one is new."""
+    if get(session, announcement_id, team_id=team_id) is None:
         return False
     return insert_ignore(session, Acknowledgement, {"announcement_id": announcement_id, "channel": channel,
                                                     "user_id": user, "created_at": clock.now()},

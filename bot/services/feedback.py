@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +13,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from bot import csvfile
 from bot.groupcommit import Batched
 from bot.models import Channel, DecisionFeedback, Feedback, FeedbackVote, utcnow
 from bot.services.channels import get_channel
@@ -35,8 +34,10 @@ def message_key(team_id: str, channel: str, ts: str) -> str:
     return f"msg:{team_id}:{channel}:{ts}"
 
 
-def get_feedback(session: Session, feedback_id: int) -> Feedback | None:
-    return session.get(Feedback, feedback_id)
+def get_feedback(session: Session, feedback_id: int, *, team_id: str) -> Feedback | None:
+    """FB-n as seen from workspace `team_id` (ids come from buttons and forms: never trust them alone)."""
+    item = session.get(Feedback, feedback_id)
+    return item if item is not None and item.team_id == team_id else None
 
 
 def find_by_message(session: Session, *, team_id: str, channel: str, ts: str) -> Feedback | None:
@@ -269,9 +270,10 @@ def fill_from_slack(session: Session, *, feedback_id: int, text: str | None = No
     return item
 
 
-def update_details(session: Session, *, feedback_id: int, text: str | None = None, customer: str | None = None,
-                   area: str | None = None, kind: str | None = None, arr: float | None = None) -> Feedback:
-    item = session.get(Feedback, feedback_id)
+def update_details(session: Session, *, team_id: str, feedback_id: int, text: str | None = None,
+                   customer: str | None = None, area: str | None = None, kind: str | None = None,
+                   arr: float | None = None) -> Feedback:
+    item = get_feedback(session, feedback_id, team_id=team_id)
     if item is None:
         raise ServiceError(f"FB-{feedback_id} does not exist.")
     if text is not None and text.strip():
@@ -368,33 +370,36 @@ def _parse_created(value: str) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
-def import_feedback_csv(session_factory: Any, stream: Iterable[str], *, team_id: str,
+IMPORT_COLUMNS = "text (required); optional: area, kind, customer, arr, created_at, reporter"
+# Longest value each column may hold; a longer one is that row's error (Slack's message ceiling for text).
+IMPORT_LIMITS = {"text": MAX_TEXT, "customer": 255, "reporter": 255, "area": 80, "kind": 40, "arr": 40,
+                 "created_at": 64}
+
+
+def import_feedback_csv(session_factory: Any, text: str, *, team_id: str,
                         default_reporter: str | None = None) -> ImportReport:
-    """Import CSV rows; each good row in its own transaction so a bad one never takes others with it.
+    """Import the rows of a decoded CSV file (see bot/csvfile.py); each good row in its own transaction
+    so a bad one never takes others with it.
 
     Idempotent: a row's natural key is a hash of its content, so importing a file twice adds nothing.
     `session_factory` is a context manager factory yielding a Session in a transaction (Database.session).
     """
     report = ImportReport()
-    reader = csv.DictReader(stream)
-    if reader.fieldnames is None or "text" not in [f.strip().lower() for f in reader.fieldnames]:
-        report.rejected.append((1, "the header must include a 'text' column "
-                                   "(optional: area, kind, customer, arr, created_at, reporter)"))
+    found = csvfile.records(text)
+    header = next(found, None)
+    columns = [c.strip().lower() for c in (header.cells or [])] if header else []
+    if "text" not in columns:
+        report.rejected.append((1, f"the header must include a 'text' column ({IMPORT_COLUMNS})"))
         return report
-    reader.fieldnames = [f.strip().lower() for f in reader.fieldnames]
-    while True:
-        line = reader.line_num + 1  # where this record starts (a quoted cell may span lines)
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            report.rejected.append((line, f"unreadable CSV: {e}"))
+    for rec in found:
+        if rec.cells is None:
+            span = f"; lines {rec.line}–{rec.end} not imported" if rec.end > rec.line else ""
+            report.rejected.append((rec.line, f"malformed CSV record ({rec.error}){span}"))
             continue
         try:
-            values = _import_values(row)
+            values = _import_values(columns, rec.cells)
         except (ValueError, ServiceError) as e:
-            report.rejected.append((line, str(e)))
+            report.rejected.append((rec.line, str(e)))
             continue
         digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:40]
         try:
@@ -406,7 +411,7 @@ def import_feedback_csv(session_factory: Any, stream: Iterable[str], *, team_id:
                     reporter=values["reporter"] or default_reporter,
                 )
         except (SQLAlchemyError, ServiceError) as e:  # the database refused this row: name it, go on
-            report.rejected.append((line, f"could not be stored ({type(e).__name__})"))
+            report.rejected.append((rec.line, f"could not be stored ({type(e).__name__})"))
             continue
         if created:
             report.imported += 1
@@ -415,38 +420,27 @@ def import_feedback_csv(session_factory: Any, stream: Iterable[str], *, team_id:
     return report
 
 
-def _import_values(row: dict[str, Any]) -> dict[str, Any]:
-    surplus = row.get(None)  # type: ignore[call-overload]  # csv puts surplus cells under the key None
-    if surplus is not None:
-        raise ValueError(f"too many cells ({len(row) - 1 + len(surplus)} for {len(row) - 1} columns)")
-    text = (row.get("text") or "").strip()
+def _import_values(columns: list[str], cells: list[str]) -> dict[str, Any]:
+    if len(cells) != len(columns):  # a short or long row is a sign of broken quoting: never guess
+        many = "many" if len(cells) > len(columns) else "few"
+        raise ValueError(f"too {many} cells ({len(cells)} for {len(columns)} columns)")
+    row = dict(zip(columns, (c.strip() for c in cells), strict=True))
+    for name, limit in IMPORT_LIMITS.items():
+        if len(row.get(name) or "") > limit:  # checked first: no message ever echoes a huge value
+            raise ValueError(f"{name} is {len(row[name]):,} characters long; the limit is {limit:,}")
+    text = row.get("text") or ""
     if not text:
         raise ValueError("text is empty")
-    kind = (row.get("kind") or "").strip().lower() or "feedback"
+    kind = (row.get("kind") or "").lower() or "feedback"
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
     created = row.get("created_at") or ""
-    for name, limit in (("customer", 255), ("reporter", 255), ("area", 80)):
-        if len((row.get(name) or "").strip()) > limit:
-            raise ValueError(f"{name} is longer than {limit} characters")
     return {
-        "text": text[:MAX_TEXT],
+        "text": text,
         "kind": kind,
-        "area": (row.get("area") or "").strip() or None,
-        "customer": (row.get("customer") or "").strip() or None,
+        "area": row.get("area") or None,
+        "customer": row.get("customer") or None,
         "arr": parse_arr(row.get("arr")),
-        "created_at": _parse_created(created) if created.strip() else None,
-        "reporter": (row.get("reporter") or "").strip() or None,
+        "created_at": _parse_created(created) if created else None,
+        "reporter": row.get("reporter") or None,
     }
-
-
-def records_to_csv(records: Iterable[dict[str, Any]], fieldnames: list[str]) -> Iterator[str]:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fieldnames, extrasaction="ignore")
-    writer.writeheader()
-    yield buf.getvalue()
-    for rec in records:
-        buf.seek(0)
-        buf.truncate()
-        writer.writerow({k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in rec.items()})
-        yield buf.getvalue()

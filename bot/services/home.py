@@ -53,7 +53,7 @@ def home_data(session: Session, *, team_id: str, user_id: str, now: datetime | N
     for f in session.scalars(select(Feedback).where(*active, Feedback.captured_by == user_id)
                              .order_by(Feedback.id.desc()).limit(10)):
         data.mine.append({"id": f.id, "text": f.text, "kind": f.kind, "votes": f.vote_count, "permalink": f.permalink,
-                          "customer": f.customer})
+                          "customer": f.customer, "text_pending": f.text_pending})
     for channel, label in session.execute(
             select(Subscription.channel_id, Area.label).join(Area, Area.id == Subscription.area_id)
             .where(Subscription.team_id == team_id, Subscription.active.is_(True))

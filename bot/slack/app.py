@@ -22,14 +22,15 @@ log = logging.getLogger(__name__)
 
 
 def build_app(edge: Edge, *, bot_identity: dict[str, Any] | None = None, oauth_stores: tuple[Any, Any] | None = None,
-              ) -> AsyncApp:
-    """`bot_identity` is auth.test's answer for the single-workspace token (fetched once at start-up)."""
+              request_verification: bool = True) -> AsyncApp:
+    """`bot_identity` is auth.test's answer for the single-workspace token (fetched once at start-up).
+    `request_verification=False` only where the signature was checked before (bot/server.py)."""
     settings = edge.settings
     signing_secret = settings.secret("slack_signing_secret") or ""
     # Listeners run before the HTTP response: they only write to the database (group-committed,
     # ~1 ms) and leave network work to lazy listeners and the worker. See ARCHITECTURE.md's table.
     common: dict[str, Any] = {"signing_secret": signing_secret, "process_before_response": True,
-                              "request_verification_enabled": True, "ignoring_self_events_enabled": True}
+                              "request_verification_enabled": request_verification, "ignoring_self_events_enabled": True}
     if oauth_stores is not None:
         from bot.slack.oauth import AsyncInstallationStoreAdapter, AsyncStateStoreAdapter, StoredBotAuthorize
 
@@ -53,7 +54,7 @@ def build_app(edge: Edge, *, bot_identity: dict[str, Any] | None = None, oauth_s
 
         async def authorize(**_: Any) -> AuthorizeResult:
             # A fixed answer: Bolt's default would call auth.test on the first request, inside its ack.
-            return AuthorizeResult(enterprise_id=None, team_id=ident.get("team_id"), bot_token=token,
+            return AuthorizeResult(enterprise_id=ident.get("enterprise_id"), team_id=ident.get("team_id"), bot_token=token,
                                    bot_id=ident.get("bot_id"), bot_user_id=ident.get("user_id"))
 
         app = AsyncApp(**common, client=make_async_web_client(settings, token), authorize=authorize)

@@ -59,6 +59,7 @@ class SlackClients:
         self.installation_store = installation_store
         self._lock = threading.Lock()
         self._cache: dict[tuple[str | None, bool], WebClient] = {}
+        self._identities: dict[str | None, dict[str, Any]] = {}
 
     def token_for(self, team_id: str | None) -> str:
         if self.installation_store is not None:
@@ -79,3 +80,15 @@ class SlackClients:
             if key not in self._cache:
                 self._cache[key] = make_web_client(self.settings, self.token_for(team_id), retries=retries)
             return self._cache[key]
+
+    def identity(self, team_id: str | None) -> dict[str, Any]:
+        """auth.test's answer for the workspace's token (its team_id and, on Enterprise Grid, enterprise_id),
+        asked once per process: a token never changes organisation."""
+        with self._lock:
+            known = self._identities.get(team_id)
+        if known is None:
+            resp = self.for_team(team_id).auth_test()
+            known = {"team_id": resp.get("team_id") or team_id, "enterprise_id": resp.get("enterprise_id") or None}
+            with self._lock:
+                self._identities[team_id] = known
+        return known

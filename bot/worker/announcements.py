@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from bot import hooks
 from bot.exports import EXPORTERS
+from bot.runtime import Runtime, periodic
 from bot.services import announcements as an_svc
 from bot.services import subscriptions as sub_svc
 from bot.slack.render import feedback as fb_render
@@ -59,22 +60,33 @@ def subscribe(ctx: JobContext, p: dict[str, Any]) -> None:
 
     with ctx.db.session() as s:
         res, known = write(s)
-    lines = []
-    if res.added:
-        lines.append("Subscribed this channel to " + ", ".join(f"*{escape(a)}*" for a in res.added)
-                     + ": announcements about them will be posted here.")
-    if res.created:
-        lines.append("New product area" + ("s" if len(res.created) > 1 else "") + ": "
-                     + ", ".join(escape(a) for a in res.created) + ".")
-    if res.already:
-        lines.append("Already subscribed to " + ", ".join(escape(a) for a in res.already) + ".")
-    if res.unknown:
-        lines.append("Unknown product area" + ("s" if len(res.unknown) > 1 else "") + ": "
-                     + ", ".join(f"_{escape(a)}_" for a in res.unknown)
-                     + ". Only admins and announcers create new areas. Known areas: "
-                     + (", ".join(escape(a) for a in known) or "none yet") + ".")
-    plain = " ".join(lines).replace("*", "").replace("_", "")
-    _answer(ctx, p, plain, "\n".join(lines))
+    _answer(ctx, p, *subscribe_answer(res, known))
+
+
+def subscribe_answer(res: sub_svc.SubscribeResult, known: list[str]) -> tuple[str, str]:
+    """(plain text, mrkdwn): the same sentences; area names are the users' words, escaped in mrkdwn."""
+
+    def lines(strong: Any, em: Any, show: Any) -> list[str]:
+        out = []
+        if res.added:
+            out.append("Subscribed this channel to " + ", ".join(strong(a) for a in res.added)
+                       + ": announcements about them will be posted here.")
+        if res.created:
+            out.append("New product area" + ("s" if len(res.created) > 1 else "") + ": "
+                       + ", ".join(show(a) for a in res.created) + ".")
+        if res.already:
+            out.append("Already subscribed to " + ", ".join(show(a) for a in res.already) + ".")
+        if res.unknown:
+            out.append("Unknown product area" + ("s" if len(res.unknown) > 1 else "") + ": "
+                       + ", ".join(em(a) for a in res.unknown)
+                       + ". Only admins and announcers create new areas. Known areas: "
+                       + (", ".join(show(a) for a in known) or "none yet") + ".")
+        return out
+
+    same = str  # plain text shows the names as typed; ephemeral() escapes it as a whole
+    plain = " ".join(lines(same, same, same))
+    mrkdwn = "\n".join(lines(lambda a: f"*{escape(a)}*", lambda a: f"_{escape(a)}_", escape))
+    return plain, mrkdwn
 
 
 def _home(session: Session, data: Any, team_id: str, user_id: str) -> None:
@@ -90,3 +102,10 @@ def _channel_gone(session: Session, team_id: str, channel: str, reason: str) -> 
 HOME_HOOKS.append(_home)
 hooks.channel_gone.append(_channel_gone)
 EXPORTERS["announcements"] = (an_svc.EXPORT_FIELDS, lambda s, all_: an_svc.export_announcements(s, all_))
+
+
+@periodic("prune-view-grants", 3600)
+def prune_view_grants(rt: Runtime) -> None:
+    """Expired announce grants are worth nothing; the table holds the last GRANT_TTL's worth."""
+    with rt.db.session() as s:
+        an_svc.purge_grants(s)

@@ -21,10 +21,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackRequestError
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from bot import clock
-from bot.db import Database, is_postgres
+from bot.db import Database, is_postgres, is_unavailable
 from bot.logging import bind
 from bot.models import Job
 from bot.settings import Settings
@@ -64,6 +65,8 @@ def classify(e: BaseException) -> BaseException:
         return PermanentError(code)
     if isinstance(e, SlackRequestError | OSError | TimeoutError):
         return TransientError(type(e).__name__)
+    if is_unavailable(e):  # the work is still owed: retry when the database is back
+        return TransientError("database: " + (str(e).strip().splitlines() or ["error"])[0][:200])
     if isinstance(e, NoInstallation):
         return PermanentError(str(e))
     return e
@@ -86,12 +89,18 @@ class JobContext:
 
 
 Handler = Callable[[JobContext, dict[str, Any]], None]
+# Called in the transaction that marks a job failed for good: (session, ctx, payload, error).
+FailureHandler = Callable[[Session, JobContext, dict[str, Any], str], None]
 _HANDLERS: dict[str, Handler] = {}
+_ON_FAILURE: dict[str, FailureHandler] = {}
 
 
-def handler(kind: str) -> Callable[[Handler], Handler]:
+def handler(kind: str, *, on_failure: FailureHandler | None = None) -> Callable[[Handler], Handler]:
+    """Register the handler of a job kind; `on_failure` tells someone when the job gives up for good."""
     def register(fn: Handler) -> Handler:
         _HANDLERS[kind] = fn
+        if on_failure is not None:
+            _ON_FAILURE[kind] = on_failure
         return fn
 
     return register
@@ -102,9 +111,32 @@ def backoff(attempt: int, *, base: float = 2.0, cap: float = 300.0) -> float:
     return random.uniform(0.5, 1.0) * min(cap, base * 2 ** max(0, attempt - 1))
 
 
-class Worker:
-    MAX_ATTEMPTS = 8
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The one retry policy for work that calls Slack (jobs, announcement deliveries, digest runs).
 
+    Transient failures (5xx, 429, dropped connections, a database that refused a write) are retried
+    with capped exponential backoff for at least `horizon` after the work was created: Slack outages
+    last hours, and a fixed number of attempts (8 used to mean four minutes) drops acked work.
+    """
+
+    base: float = 1.0
+    cap: float = 900.0
+    horizon: timedelta = timedelta(hours=24)
+
+    def delay(self, e: TransientError, *, attempt: int, since: datetime | None) -> float | None:
+        """Seconds until the next attempt, or None: retried long enough, give up."""
+        if since is not None and clock.now() - since >= self.horizon:
+            return None
+        if e.retry_after is not None:
+            return e.retry_after  # Slack said when
+        return backoff(attempt, base=self.base, cap=self.cap)
+
+
+RETRY = RetryPolicy()
+
+
+class Worker:
 
     def __init__(self, db: Database, slack: SlackClients, settings: Settings, *, name: str | None = None,
                  batch: int = 20):
@@ -125,6 +157,7 @@ class Worker:
         self.periodic: list[Callable[[Worker], None]] = []  # extra passes (deliveries, digests) per loop
         self.processed = 0
         self.edge_busy: Callable[[], bool] | None = None
+        self._backlog: tuple[float, dict[str, Any]] | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -214,28 +247,62 @@ class Worker:
                 fn(ctx, job.payload)
             except Exception as raw:
                 e = classify(raw)
-                if isinstance(e, TransientError) and job.attempts < self.MAX_ATTEMPTS:
-                    delay = e.retry_after if e.retry_after is not None else backoff(job.attempts)
-                    log.warning("job %s: transient %s, retry in %.1fs", job.key, e, delay)
-                    self._retry(job, delay, str(e))
-                    return
+                if isinstance(e, TransientError):
+                    delay = RETRY.delay(e, attempt=job.attempts, since=job.created_at)
+                    if delay is not None:
+                        log.warning("job %s: transient %s, retry in %.1fs", job.key, e, delay)
+                        self._retry(job, delay, str(e))
+                        return
                 if isinstance(e, PermanentError | TransientError):
                     log.warning("job %s failed: %s", job.key, e)
                 else:
                     log.exception("job %s crashed", job.key)
-                self._finish(job, "failed", str(e)[:500] or type(e).__name__)
+                self._finish(job, "failed", str(e)[:500] or type(e).__name__, ctx)
                 return
             self._finish(job, "done", None)
 
-    def _finish(self, job: Job, status: str, error: str | None) -> None:
+    def _finish(self, job: Job, status: str, error: str | None, ctx: JobContext | None = None) -> None:
         with self.db.session() as s:
             s.execute(update(Job).where(Job.id == job.id).values(
                 status=status, error=error, locked_until=None, done_at=clock.now()))
+            tell = _ON_FAILURE.get(job.kind) if status == "failed" and ctx is not None else None
+            if tell is not None and ctx is not None:
+                try:
+                    with s.begin_nested():  # a failing notice must not keep the job from being closed
+                        tell(s, ctx, job.payload, error or "")
+                except Exception:
+                    log.exception("job %s: failure handler failed", job.key)
 
     def _retry(self, job: Job, delay: float, error: str) -> None:
         with self.db.session() as s:
             s.execute(update(Job).where(Job.id == job.id).values(
                 run_after=clock.now() + timedelta(seconds=delay), locked_until=None, error=error))
+
+    def backlog(self, max_age: float = 5.0) -> dict[str, Any]:
+        """The queue at a glance for /healthz: pending jobs, how many are due, how many wait to retry
+        after an error, and how long the oldest due one has waited. One aggregate over the pending rows
+        (index ix_jobs_due), cached for `max_age` seconds so that frequent polling costs nothing."""
+        mono = time.monotonic()
+        if self._backlog is not None and mono - self._backlog[0] < max_age:
+            return self._backlog[1]
+        now = clock.now()
+        with self.db.read_session() as s:
+            pending, due, retrying, oldest = s.execute(
+                select(func.count(), func.count(case((Job.run_after <= now, 1))),
+                       func.count(Job.error), func.min(Job.run_after))
+                .where(Job.status == "pending")).one()
+        out = {"pending": pending, "due": due, "retrying": retrying,
+               "oldest_due_s": round((now - oldest).total_seconds(), 1) if due and oldest else 0.0}
+        self._backlog = (mono, out)
+        return out
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def prune(self, older_than: timedelta = timedelta(days=7)) -> int:
         """Done jobs are only dedup keys after a while; Slack never retries after hours."""

@@ -8,6 +8,7 @@ work already recorded and does nothing visible again.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from bot.services import decisions as svc
 from bot.services.common import is_workspace_admin, queue_private
 from bot.settings import Settings
 from bot.slack.render import decision as render
+from bot.worker.audience import channel_shared, person_outside
 from bot.worker.channels import ensure_member
 from bot.worker.core import JobContext, PermanentError, TransientError, classify, handler
 from bot.worker.home import HOME_HOOKS
@@ -44,8 +46,17 @@ def _flags(d: Decision, now: datetime, stale_days: int) -> tuple[str, ...]:
     return tuple(flags)
 
 
-def _card(ctx: JobContext, s: Session, d: Decision) -> tuple[str, list[dict[str, Any]]]:
-    return render.card(_summary(s, d), flags=_flags(d, clock.now(), ctx.settings.loopline_stale_days))
+def _card_parts(ctx: JobContext, s: Session, d: Decision) -> tuple[render.DecisionSummary, tuple[str, ...]]:
+    return _summary(s, d), _flags(d, clock.now(), ctx.settings.loopline_stale_days)
+
+
+def _card(ctx: JobContext, parts: tuple[render.DecisionSummary, tuple[str, ...]],
+          channel: str | None) -> tuple[str, list[dict[str, Any]]]:
+    """The card for `channel`: in one shared with another organisation, without the linked feedback
+    (other customers' words and links into internal channels). Asked outside any open session."""
+    summary, flags = parts
+    shared = bool(channel) and str(channel)[:1] in "CG" and channel_shared(ctx, channel)
+    return render.card(summary, flags=flags, shared=shared)
 
 
 CARD_KEY, NOTE_KEY, LOOP_DM_KEY, LOOP_REPLY_KEY = ("loopline_decision_card", "loopline_decision_note",
@@ -62,8 +73,8 @@ def post_card(ctx: JobContext, p: dict[str, Any]) -> None:
             refresh_card(ctx, p)
             return
         channel, author = d.channel, p.get("author") or d.created_by or ""
-        text, blocks = _card(ctx, s, d)
-        summary = _summary(s, d)
+        parts = _card_parts(ctx, s, d)
+        summary = parts[0]
     target = channel
     if not channel or channel.startswith("D"):
         target = author  # logged from a DM: the card goes to the author's DM with the bot
@@ -74,6 +85,7 @@ def post_card(ctx: JobContext, p: dict[str, Any]) -> None:
             with ctx.db.session() as w:
                 queue_private(w, team_id=ctx.team_id, key=f"decision.cannot_post:{d.id}", user=author, text=msg_text, blocks=msg_blocks)
             return
+    text, blocks = _card(ctx, parts, target)
     started = mark_attempt(ctx.db, Decision, d.id)
     posted = post_once(ctx.client(), channel=target or "", key_type=CARD_KEY, key=str(d.id), started=started, text=text,
                        blocks=blocks, unfurl_links=False)
@@ -92,7 +104,8 @@ def refresh_card(ctx: JobContext, p: dict[str, Any]) -> None:
         if d is None or not d.ts or not d.channel:
             return  # not posted yet: the post job renders the current state
         channel, ts = d.channel, d.ts
-        text, blocks = _card(ctx, s, d)
+        parts = _card_parts(ctx, s, d)
+    text, blocks = _card(ctx, parts, channel)
     ctx.client().chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
 
 
@@ -154,7 +167,7 @@ def _loop_message(s: Session, n: LoopNotification) -> tuple[render.DecisionSumma
     d = s.get(Decision, n.decision_id)
     if d is None:
         return None
-    items = [render.LoopItem(fb.id, fb.text, fb.permalink, bool(fb.channel and fb.ts))
+    items = [render.LoopItem(fb.id, fb.text, fb.permalink, bool(fb.channel and fb.ts), fb.channel)
              for fb in s.scalars(select(Feedback).where(Feedback.id.in_(n.feedback_ids or [])).order_by(Feedback.id))]
     outcome = svc.trigger_outcome(n.trigger)
     announcement = n.trigger.split(":", 1)[1] if ":" in n.trigger else None
@@ -163,6 +176,11 @@ def _loop_message(s: Session, n: LoopNotification) -> tuple[render.DecisionSumma
         if ann is not None:
             announcement = f"{announcement}: {ann.title}"
     return _summary(s, d), items, outcome, announcement
+
+
+def _with_sharing(ctx: JobContext, items: list[render.LoopItem]) -> list[render.LoopItem]:
+    """Marks the items whose thread is in a channel shared with another organisation."""
+    return [replace(i, shared=channel_shared(ctx, i.channel)) if i.can_reply else i for i in items]
 
 
 @handler("loop.notify")
@@ -176,8 +194,16 @@ def loop_notify(ctx: JobContext, p: dict[str, Any]) -> None:
             return
         summary, items, outcome, announcement = parts
         user, nid = n.user_id, n.id
+    if person_outside(ctx, user):
+        # The customer who said it hears back from the people who work with them, not from an internal
+        # decision log: the capturer's DM offers to reply in their thread (docs/slack-connect.md).
+        with ctx.db.session() as w:
+            row = w.get(LoopNotification, nid)
+            if row is not None:
+                row.status, row.error = "skipped", "outside the organisation"
+        return
     text, blocks = render.loop_dm(notification_id=nid, d=summary, outcome=outcome, announcement=announcement,
-                                  items=items)
+                                  items=_with_sharing(ctx, items))
     started = mark_attempt(ctx.db, LoopNotification, nid)
     try:
         posted = post_once(ctx.client(), channel=user, key_type=LOOP_DM_KEY, key=str(nid), started=started,
@@ -233,7 +259,9 @@ def loop_reply(ctx: JobContext, p: dict[str, Any]) -> None:
     with ctx.db.read_session() as s:
         n = s.get(LoopNotification, p["notification_id"])
         fb = s.get(Feedback, p["feedback_id"])
-        if n is None or fb is None or n.user_id != p["user"] or fb.id not in (n.feedback_ids or []):
+        # The ids came from a button: only the person the DM was for, in its workspace, about its items.
+        if n is None or fb is None or n.team_id != ctx.team_id or n.user_id != p["user"] \
+                or fb.id not in (n.feedback_ids or []):
             return
         if not (fb.channel and fb.ts):
             return
@@ -263,7 +291,7 @@ def loop_reply(ctx: JobContext, p: dict[str, Any]) -> None:
     if p.get("dm_channel") and p.get("dm_ts"):
         # Also on a repeated click: the button becomes "replied" either way.
         dm_text, blocks = render.loop_dm(notification_id=nid, d=summary, outcome=outcome, announcement=announcement,
-                                         items=items)
+                                         items=_with_sharing(ctx, items))
         for f in sorted(replied):
             blocks = render.loop_replied(blocks, f)
         try:

@@ -37,7 +37,7 @@ from bot.services import subscriptions as sub_svc
 from bot.services.common import enqueue
 from bot.slack.client import make_web_client
 from bot.slack.render import announcement as render
-from bot.worker.core import PermanentError, TransientError, backoff, classify
+from bot.worker.core import RETRY, PermanentError, TransientError, backoff, classify
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -98,7 +98,6 @@ class DeliveryLoop:
     # claimed rows wait out their lease, so it is kept short.
     LEASE = timedelta(seconds=30)
     CALL_TIMEOUT = 10
-    MAX_ATTEMPTS = 12
     IDLE = 1.0
     SWEEP_EVERY = 10.0
     HISTORY_MARGIN = timedelta(seconds=60)
@@ -311,12 +310,13 @@ class DeliveryLoop:
             self.stats["429"] += 1
             self._bucket(c.team_id).penalise(self._bucket(c.team_id).interval)
             self._retry(c, e.retry_after, str(e), known_unposted=True, count=False)
-        elif isinstance(e, TransientError) and c.attempts < self.MAX_ATTEMPTS:
+        elif isinstance(e, TransientError) and (delay := RETRY.delay(
+                e, attempt=c.attempts, since=max(c.send_at, c.created_at))) is not None:
             # 5xx, timeout, dropped connection: the post may have landed, so the row stays "sending"
             # and the next claim looks for the copy before posting again.
             self.stats["transient"] += 1
             log.warning("delivery %s to %s: %s, retrying", c.delivery_id, c.channel, e)
-            self._retry(c, backoff(c.attempts, base=1.0, cap=60.0), str(e), known_unposted=False)
+            self._retry(c, delay, str(e), known_unposted=False)
         else:
             code = str(e)[:200] if isinstance(e, PermanentError | TransientError) else f"error: {e!r}"[:200]
             log.warning("delivery %s to %s failed: %s", c.delivery_id, c.channel, code)

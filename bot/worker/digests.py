@@ -27,14 +27,17 @@ from bot.db import Database
 from bot.models import DigestRun, DigestSchedule, Feedback
 from bot.runtime import BACKGROUND, Runtime, periodic
 from bot.services import schedules as sched_svc
-from bot.services.common import enqueue
+from bot.services.common import enqueue, queue_private
 from bot.services.digests import CHART_THEMES, DigestData, build_digest, embedder_for, namer_for
 from bot.settings import Settings
 from bot.slack.render import digest as render
+from bot.slack.render.connect import DIGEST_REFUSAL, SCHEDULE_STOPPED
 from bot.slack.render.feedback import ephemeral
 from bot.slack.render.text import channel_link, escape
 from bot.themes import Embedder, is_storable, pack_vector
+from bot.worker.audience import channel_shared, is_shared
 from bot.worker.core import (
+    RETRY,
     JobContext,
     PermanentError,
     TransientError,
@@ -49,7 +52,6 @@ from bot.worker.postonce import find_all, mark_attempt, post_once
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
-MAX_ATTEMPTS = 8
 POLL_SECONDS = 1.0
 FILE_PREFIX = "file:"
 _ACTIVE = ("pending", "posting")
@@ -203,18 +205,45 @@ def run_due(db: Database, settings: Settings, client_for: Any, *, limit: int = 1
     return handled
 
 
+def refuse_shared(db: Database, rid: int) -> None:
+    """A digest summarises the whole workspace's feedback: never into a channel shared with another
+    organisation. The run is recorded as refused, whoever asked is told privately, and a schedule there
+    is stopped (its owner told once), since every later period would be refused the same way."""
+    with db.session() as s:
+        run = s.get(DigestRun, rid)
+        assert run is not None
+        run.status, run.error, run.locked_until = "refused", "channel shared with another organisation", None
+        if run.requested_by:
+            queue_private(s, key=f"digest-refused:{rid}", team_id=run.team_id, channel=run.channel,
+                          user=run.requested_by, text=DIGEST_REFUSAL)
+        sched = s.get(DigestSchedule, run.schedule_id) if run.schedule_id else None
+        if sched is not None and sched.active:
+            sched.active = False
+            if sched.created_by:
+                text = SCHEDULE_STOPPED.format(channel=channel_link(run.channel))
+                enqueue(s, key=f"digest-stopped:{sched.id}:{run.id}", kind="notify.dm", team_id=run.team_id,
+                        payload={"user": sched.created_by, "text": text, "blocks": ephemeral(text, text)["blocks"]})
+    log.info("digest run %s refused: its channel is shared with another organisation", rid)
+
+
 def process_claimed(db: Database, settings: Settings, client_for: Any, rid: int) -> None:
     with db.read_session() as s:
         run = s.get(DigestRun, rid)
         assert run is not None
         team, channel, attempts, requested_by = run.team_id, run.channel, run.attempts, run.requested_by
+        created = run.created_at
     try:
-        post_run(db, settings, client_for(team), rid)
+        client = client_for(team)
+        # Asked afresh at post time: a channel scheduled while internal may have been shared since.
+        if is_shared(db, client, team, channel, fresh=True):
+            refuse_shared(db, rid)
+            return
+        post_run(db, settings, client, rid)
         log.info("digest run %s posted in %s", rid, channel)
     except Exception as raw:
         e = classify(raw)
-        if isinstance(e, TransientError) and attempts < MAX_ATTEMPTS:
-            delay = e.retry_after if e.retry_after is not None else backoff(attempts)
+        delay = RETRY.delay(e, attempt=attempts, since=created) if isinstance(e, TransientError) else None
+        if delay is not None:
             log.warning("digest run %s: transient %s, retry in %.1fs", rid, e, delay)
             _save(db, rid, locked_until=clock.now() + timedelta(seconds=delay), error=str(e)[:255])
             return
@@ -313,6 +342,11 @@ def embed_pass(rt: Runtime) -> None:
 
 @handler("digest.schedule")
 def save_schedule_job(ctx: JobContext, p: dict[str, Any]) -> None:
+    if channel_shared(ctx, p["channel"], fresh=True):
+        with ctx.db.session() as s:
+            enqueue(s, key=f"answer:{ctx.key}", kind="notify.respond", team_id=ctx.team_id,
+                    payload={"response_url": p.get("response_url"), "user": p["user"], "text": DIGEST_REFUSAL})
+        return
     tz = ctx.settings.loopline_timezone
     try:
         tz = (ctx.client().users_info(user=p["user"]).get("user") or {}).get("tz") or tz
@@ -335,7 +369,7 @@ def schedule_answer(sched: DigestSchedule, now: datetime) -> tuple[str, list[dic
                              tz_name=sched.timezone, now=now).astimezone(sched_svc.zone(sched.timezone))
     text = (f"Digest scheduled in this channel {sched_svc.describe(sched)}. "
             f"Next one: {nxt.strftime('%a %-d %b %H:%M %Z')}.")
-    return text, ephemeral(text, ":calendar: " + escape(text))["blocks"]
+    return escape(text), ephemeral(text, ":calendar: " + escape(text))["blocks"]  # areas are the users' words
 
 
 # --- App Home: the latest digest's themes ----------------------------------------------------------

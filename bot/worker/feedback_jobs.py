@@ -6,12 +6,14 @@ import logging
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.orm import Session
 
 from bot.services import channels as channel_svc
 from bot.services import feedback as fb_svc
 from bot.services.common import enqueue, queue_private
 from bot.services.feedback import base_reaction
 from bot.slack.render import feedback as render
+from bot.worker.audience import channel_shared, person_outside
 from bot.worker.core import JobContext, handler, slack_error
 from bot.worker.events import on_event
 
@@ -28,45 +30,98 @@ def message_text(msg: dict[str, Any]) -> str:
     return "\n".join(p for p in parts if p) or "(message without text)"
 
 
+def tagged_from_outside(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) -> bool:
+    """A reaction by someone outside the organisation, in a channel shared with theirs, is their own
+    emoji, not a tag: only the organisation's people tag feedback (docs/slack-connect.md). Only a shared
+    channel can hold outsiders; Slack says so in the envelope, and when it doesn't, we ask."""
+    shared = env.get("is_ext_shared_channel")
+    if shared is None:
+        shared = channel_shared(ctx, event["item"]["channel"])
+    if shared and person_outside(ctx, event["user"], user_team=event.get("user_team")):
+        log.info("reaction by someone outside the organisation: not a tag")
+        return True
+    return False
+
+
 @on_event("reaction_added")
 def reaction_added(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]) -> None:
+    """Store the capture and the vote at once, with no Web API call: a Slack outage must not keep an
+    acked reaction from being saved. The message's text and permalink are fetched by its own job."""
     team = env["team_id"]
     channel, ts = event["item"]["channel"], event["item"]["ts"]
     reaction = base_reaction(event["reaction"])
     kind = ctx.settings.reactions.get(reaction)
-    if kind is None:
+    if kind is None or tagged_from_outside(ctx, event, env):
         return
     user = event["user"]
-    with ctx.db.read_session() as s:
-        existing = fb_svc.find_by_message(s, team_id=team, channel=channel, ts=ts)
-        needs_fetch = existing is None or existing.text_pending or not existing.permalink
-    msg: dict[str, Any] = {}
-    if needs_fetch:
-        try:
-            msg = ctx.client().reactions_get(channel=channel, timestamp=ts, full=True).get("message") or {}
-        except SlackApiError as e:
-            if slack_error(e) == "message_not_found":
-                log.info("reacted message is gone; nothing to capture")
-                return
-            raise
     with ctx.db.session() as s:
         item, created = fb_svc.capture_feedback(
-            s, team_id=team, source="reaction", source_key=fb_svc.message_key(team, channel, ts),
-            text=message_text(msg) if msg else "", text_pending=not msg, channel=channel, ts=ts,
-            thread_ts=msg.get("thread_ts"), permalink=msg.get("permalink"),
-            reporter=msg.get("user") or event.get("item_user"), captured_by=None, kind=kind)
+            s, team_id=team, source="reaction", source_key=fb_svc.message_key(team, channel, ts), text="",
+            text_pending=True, channel=channel, ts=ts, reporter=event.get("item_user"), captured_by=None, kind=kind)
         new_vote = fb_svc.add_vote(s, feedback_id=item.id, user_id=user, via=f"reaction:{reaction}")
         if created:
             item.captured_by = user
-        elif msg:
-            fb_svc.fill_from_slack(s, feedback_id=item.id, text=message_text(msg), permalink=msg.get("permalink"),
-                                   reporter=msg.get("user"))
-        s.refresh(item, ["votes"])
-        if created or new_vote:
-            text, blocks = render.capture_confirmation(render.summary_of(item), created=created, new_vote=new_vote,
-                                                       via=f" ({render.KIND_LABELS.get(kind, kind).lower()})")
-            queue_private(s, key=f"confirm:{env['event_id']}", team_id=team, channel=channel, user=user,
-                            text=text, blocks=blocks)
+        needs_fetch = item.text_pending or not item.permalink
+        if not (created or new_vote or needs_fetch):
+            return
+        why = {"feedback_id": item.id, "channel": channel, "ts": ts, "user": user, "kind": kind,
+               "event_id": env["event_id"], "created": created, "new_vote": new_vote}
+        if needs_fetch:
+            enqueue(s, key=f"fetch:{env['event_id']}", kind="feedback.fetch", team_id=team, payload=why)
+        else:
+            _confirm(s, item, why)
+
+
+def _confirm(s: Session, item: Any, why: dict[str, Any]) -> None:
+    """The reactor's private confirmation (once per event), sent when the item shows its text."""
+    if not (why["created"] or why["new_vote"]):
+        return
+    s.refresh(item, ["votes"])
+    text, blocks = render.capture_confirmation(render.summary_of(item), created=why["created"],
+                                               new_vote=why["new_vote"],
+                                               via=f" ({render.KIND_LABELS.get(why['kind'], why['kind']).lower()})")
+    queue_private(s, key=f"confirm:{why['event_id']}", team_id=item.team_id, channel=why["channel"],
+                  user=why["user"], text=text, blocks=blocks)
+
+
+def _text_not_fetched(s: Session, ctx: JobContext, why: dict[str, Any], error: str) -> None:
+    """The fetch gave up (a day of Slack errors, or no access): the item stays, and the reactor hears
+    that its text is missing and how to fill it in, instead of waiting for a confirmation forever."""
+    item = fb_svc.get_feedback(s, why["feedback_id"], team_id=ctx.team_id or "")
+    if item is None or not (why["created"] or why["new_vote"]):
+        return
+    s.refresh(item, ["votes"])
+    text, blocks = render.text_not_fetched(render.summary_of(item), channel=why["channel"], created=why["created"])
+    queue_private(s, key=f"confirm:{why['event_id']}", team_id=item.team_id, channel=why["channel"],
+                  user=why["user"], text=text, blocks=blocks)
+
+
+@handler("feedback.fetch", on_failure=_text_not_fetched)
+def fetch_reacted_message(ctx: JobContext, why: dict[str, Any]) -> None:
+    """Fill a reaction's item with the message's text and permalink, then confirm to the reactor.
+    Slack errors go to the worker's retry policy (bot/worker/core.py RETRY)."""
+    with ctx.db.read_session() as s:
+        item = fb_svc.get_feedback(s, why["feedback_id"], team_id=ctx.team_id or "")
+        if item is None:
+            return
+        needs_fetch = item.text_pending or not item.permalink
+    msg: dict[str, Any] = {}
+    if needs_fetch:
+        try:
+            msg = ctx.client().reactions_get(channel=why["channel"], timestamp=why["ts"], full=True).get("message") or {}
+        except SlackApiError as e:
+            if slack_error(e) != "message_not_found":
+                raise
+            log.info("reacted message is gone; its item is withdrawn")
+            with ctx.db.session() as s:
+                fb_svc.follow_delete(s, team_id=ctx.team_id or "", channel=why["channel"], ts=why["ts"])
+            return
+    with ctx.db.session() as s:
+        filled = fb_svc.fill_from_slack(s, feedback_id=why["feedback_id"], text=message_text(msg) if msg else None,
+                                        permalink=msg.get("permalink"), reporter=msg.get("user"),
+                                        thread_ts=msg.get("thread_ts"))
+        if filled is not None:
+            _confirm(s, filled, why)
 
 
 @on_event("reaction_removed")
@@ -74,7 +129,7 @@ def reaction_removed(ctx: JobContext, event: dict[str, Any], env: dict[str, Any]
     team = env["team_id"]
     channel, ts = event["item"]["channel"], event["item"]["ts"]
     reaction = base_reaction(event["reaction"])
-    if reaction not in ctx.settings.reactions:
+    if reaction not in ctx.settings.reactions or tagged_from_outside(ctx, event, env):
         return
     user = event["user"]
     with ctx.db.session() as s:

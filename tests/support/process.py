@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +24,44 @@ def free_port() -> int:
 
 
 class BotProcess:
-    def __init__(self, args: list[str], env: dict[str, str], *, log: Path, port: int | None = None):
+    def __init__(self, args: list[str], env: dict[str, str], *, log: Path, port: int | None = None,
+                 preexec_fn: Callable[[], None] | None = None, nofile: int | None = None):
+        """`nofile` lowers the process's open-file limit (a real fault: the descriptors run out)."""
         self.port = port
         self.log_path = log
         self._log = log.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "bot", *args], cwd=REPO, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env={**os.environ, **env})
+
+        def preexec() -> None:
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+            if preexec_fn:
+                preexec_fn()
+
+        # With preexec_fn (e.g. a file-size limit) the child's output goes through a pipe that this
+        # process copies to the log: a limit meant for the database must not also cut the log short.
+        self.proc = subprocess.Popen([sys.executable, "-m", "bot", *args], cwd=REPO,
+                                     stdout=subprocess.PIPE if preexec_fn else self._log,
+                                     stderr=subprocess.STDOUT, env={**os.environ, **env},
+                                     preexec_fn=preexec if (preexec_fn or nofile) else None)
+        if preexec_fn:
+            threading.Thread(target=self._copy_log, daemon=True).start()
         self.url = f"http://127.0.0.1:{port}" if port else ""
 
+    def _copy_log(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                self._log.write(line)
+                self._log.flush()
+            except ValueError:  # closed by stop()/kill9()
+                return
+
     @classmethod
-    def serve(cls, env: dict[str, str], *, log: Path, extra: tuple[str, ...] = ()) -> BotProcess:
+    def serve(cls, env: dict[str, str], *, log: Path, extra: tuple[str, ...] = (),
+              preexec_fn: Callable[[], None] | None = None, nofile: int | None = None) -> BotProcess:
         port = free_port()
-        p = cls(["serve", "--host", "127.0.0.1", "--port", str(port), *extra], env, log=log, port=port)
+        p = cls(["serve", "--host", "127.0.0.1", "--port", str(port), *extra], env, log=log, port=port,
+                preexec_fn=preexec_fn, nofile=nofile)
         p.wait_ready()
         return p
 

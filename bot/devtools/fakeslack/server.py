@@ -213,6 +213,7 @@ class Identity:
     bot_id: str | None = BOT_ID
     scopes: str = DEFAULT_SCOPES
     domain: str = TEAM_DOMAIN
+    enterprise_id: str | None = None  # an Enterprise Grid workspace's organisation
 
 
 @dataclass
@@ -548,10 +549,11 @@ class FakeSlack:
         bot_id: str | None = BOT_ID,
         scopes: str = DEFAULT_SCOPES,
         domain: str = TEAM_DOMAIN,
+        enterprise_id: str | None = None,
     ) -> None:
         """Bind a token to a workspace identity (auth.test, per-workspace rate limits)."""
         with self._lock:
-            self._tokens[token] = Identity(team_id, team_name, user_id, bot_id, scopes, domain)
+            self._tokens[token] = Identity(team_id, team_name, user_id, bot_id, scopes, domain, enterprise_id)
 
     def add_user(
         self,
@@ -570,7 +572,11 @@ class FakeSlack:
         tz: str = "America/New_York",
         tz_offset: int | None = None,
         team_id: str = TEAM_ID,
+        enterprise_id: str | None = None,
+        is_stranger: bool = False,
     ) -> str:
+        """A person. `team_id` other than the asking token's workspace makes them someone of another
+        workspace (Slack Connect); `enterprise_id` puts them in an Enterprise Grid organisation."""
         name = name or user_id.lower()
         with self._lock:
             self._users[user_id] = {
@@ -588,6 +594,8 @@ class FakeSlack:
                 "deleted": deleted,
                 "tz": tz,
                 "tz_offset": _tz_offset(tz) if tz_offset is None else tz_offset,
+                "enterprise_id": enterprise_id,
+                "is_stranger": is_stranger,
             }
         return user_id
 
@@ -602,7 +610,11 @@ class FakeSlack:
         archived: bool = False,
         ext_shared: bool = False,
         team_id: str = TEAM_ID,
+        org_shared: bool = False,
+        connected_teams: Iterable[str] = (),
     ) -> str:
+        """`ext_shared`: a Slack Connect channel (shared with `connected_teams` of other organisations);
+        `org_shared`: shared between workspaces of one Enterprise Grid organisation."""
         with self._lock:
             mem = set(members)
             if bot_member:
@@ -613,6 +625,9 @@ class FakeSlack:
                 "is_private": is_private,
                 "is_archived": archived,
                 "is_ext_shared": ext_shared,
+                "is_org_shared": org_shared,
+                "is_pending_ext_shared": False,
+                "connected_teams": list(connected_teams) or (["T0EXT"] if ext_shared else []),
                 "is_im": False,
                 "is_mpim": False,
                 "members": mem,
@@ -689,6 +704,15 @@ class FakeSlack:
             users = msg["reactions"].setdefault(name.strip(":"), [])
             if user not in users:
                 users.append(user)
+
+    def share_channel(self, channel: str, *, ext_shared: bool = True, pending: bool = False,
+                      teams: Iterable[str] = ("T0EXT",)) -> None:
+        """Share (or, with ext_shared=False, unshare) a channel with another organisation, as if its
+        owners did it in Slack; `pending` is an invitation not yet accepted."""
+        with self._lock:
+            ch = self._channels[channel]
+            ch["is_ext_shared"], ch["is_pending_ext_shared"] = ext_shared and not pending, pending
+            ch["connected_teams"] = list(teams) if ext_shared else []
 
     def archive(self, channel: str, archived: bool = True) -> None:
         with self._lock:
@@ -1171,10 +1195,10 @@ class FakeSlack:
             "is_private": ch["is_private"],
             "is_archived": ch["is_archived"],
             "is_general": ch["name"] == "general",
-            "is_shared": ch["is_ext_shared"],
+            "is_shared": ch["is_ext_shared"] or ch.get("is_org_shared", False),
             "is_ext_shared": ch["is_ext_shared"],
-            "is_org_shared": False,
-            "is_pending_ext_shared": False,
+            "is_org_shared": ch.get("is_org_shared", False),
+            "is_pending_ext_shared": ch.get("is_pending_ext_shared", False),
             "is_member": ident.user_id in ch["members"],
             "context_team_id": ch.get("team_id", TEAM_ID),
             "created": ch["created"],
@@ -1183,11 +1207,15 @@ class FakeSlack:
             "topic": {"value": "", "creator": "", "last_set": 0},
             "purpose": {"value": "", "creator": "", "last_set": 0},
         }
+        if ch["is_ext_shared"] or ch.get("is_org_shared"):
+            out["shared_team_ids"] = [ch.get("team_id", TEAM_ID), *ch.get("connected_teams", [])]
+        if ch.get("is_pending_ext_shared"):
+            out["pending_connected_team_ids"] = list(ch.get("connected_teams", []))
         if num_members:
             out["num_members"] = len(ch["members"])
         return out
 
-    def _user_obj(self, user: dict[str, Any]) -> dict[str, Any]:
+    def _user_obj(self, user: dict[str, Any], ident: Identity | None = None) -> dict[str, Any]:
         profile = {
             "real_name": user["real_name"],
             "real_name_normalized": user["real_name"],
@@ -1200,7 +1228,7 @@ class FakeSlack:
         if user.get("bot_id"):
             profile["bot_id"] = user["bot_id"]
         tz = user["tz"]
-        return {
+        out: dict[str, Any] = {
             "id": user["id"],
             "team_id": user["team_id"],
             "name": user["name"],
@@ -1219,6 +1247,20 @@ class FakeSlack:
             "updated": int(time.time()),
             "profile": profile,
         }
+        if user.get("enterprise_id"):
+            out["enterprise_user"] = {
+                "id": user["id"],
+                "enterprise_id": user["enterprise_id"],
+                "enterprise_name": f"Org {user['enterprise_id']}",
+                "is_admin": user["is_admin"],
+                "is_owner": user["is_owner"],
+                "is_primary_owner": user["is_primary_owner"],
+                "teams": [user["team_id"]],
+            }
+        if ident is not None and user["team_id"] != ident.team_id:
+            # Slack adds is_stranger to people of a foreign workspace party to a shared channel.
+            out["is_stranger"] = bool(user.get("is_stranger"))
+        return out
 
     def _check_message_payload(self, params: dict[str, Any], *, require_content: bool = True) -> None:
         blocks, attachments = params.get("blocks"), params.get("attachments")
@@ -1283,6 +1325,8 @@ class FakeSlack:
             "user_id": ident.user_id,
             "is_enterprise_install": False,
         }
+        if ident.enterprise_id:
+            out["enterprise_id"] = ident.enterprise_id
         if ident.bot_id:
             out["bot_id"] = ident.bot_id
         return out
@@ -1672,7 +1716,7 @@ class FakeSlack:
         user = self._users.get(str(p.get("user") or ""))
         if user is None:
             raise SlackError("user_not_found")
-        out: dict[str, Any] = {"user": self._user_obj(user)}
+        out: dict[str, Any] = {"user": self._user_obj(user, ident)}
         if _flag(p.get("include_locale")):
             out["user"]["locale"] = "en-US"
         return out

@@ -1,15 +1,19 @@
 """/announce, the announcement modal, and the Edit / Retract / Cancel / Got it buttons.
 
 Who may announce is known only from users.info (is_admin/is_owner/is_primary_owner), which can't be
-called before the ack; the lazy listener checks it and only then opens the modal, writing the opener's
-id into the modal's private_metadata. On submit the submitting user must be that opener: Slack only
-sends view_submission for views this app opened, to the person it opened them for, so the check made
-in the lazy listener still holds (LOOPLINE_ANNOUNCERS is re-checked directly, it costs nothing).
+called before the ack; the lazy listener checks it and only then opens the modal. A submission can't
+be trusted to say who opened the form (its private_metadata is whatever the client sends), so the
+lazy listener records a grant for that person and that very view (its external_id) in the database,
+and the submission is accepted only with one: a database read, no Web API call before the ack.
+LOOPLINE_ANNOUNCERS is re-checked directly, it costs nothing.
+
+Announcement ids come from buttons and forms: every lookup is made inside the request's workspace.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,7 +65,10 @@ def register(app: AsyncApp, edge: Edge) -> None:
         if not areas:
             await respond(response_type="ephemeral", text=render.no_areas())
             return
-        view = render.announce_modal(areas, private_metadata={"opener": user, "channel": body.get("channel_id")})
+        view_key = uuid.uuid4().hex
+        await edge.write(lambda s: an_svc.grant_announce(s, team_id=team, user_id=user, view_key=view_key))
+        view = render.announce_modal(areas, private_metadata={"channel": body.get("channel_id")})
+        view["external_id"] = view_key  # Slack echoes it in the submission; the grant above names it
         try:
             await client.views_open(trigger_id=body["trigger_id"], view=view)
         except SlackApiError as e:
@@ -107,16 +114,12 @@ def register(app: AsyncApp, edge: Edge) -> None:
         if errors:
             await ack(response_action="errors", errors=errors)
             return
-        if meta.get("opener") != user and user not in settings.announcers:
-            await ack(response_action="errors",
-                      errors={Block.AN_TITLE: render.refusal(settings.announcers)[:150]})
-            return
 
-        if meta.get("edit"):
+        if meta.get("edit"):  # the service checks the author, inside this workspace
             aid = int(meta["edit"])
 
             def save_edit(s: Session) -> None:
-                ann = an_svc.edit_announcement(s, announcement_id=aid, by=user, title=fields["title"],
+                ann = an_svc.edit_announcement(s, team_id=team, announcement_id=aid, by=user, title=fields["title"],
                                                body=fields["body"], send_at=send_at, announcers=settings.announcers)
                 v = render.view_of(ann)
                 _text, blocks = render.confirmation(v, scheduled=ann.status == "scheduled")
@@ -133,13 +136,22 @@ def register(app: AsyncApp, edge: Edge) -> None:
             await ack()
             return
 
+        if user not in settings.announcers:
+            with edge.db.read_session() as s:
+                allowed = an_svc.may_submit_announcement(s, team_id=team, user_id=user, view_key=view.get("external_id"))
+            if not allowed:
+                await ack(response_action="errors",
+                          errors={Block.AN_TITLE: render.refusal(settings.announcers)[:150]})
+                return
+
         def create(s: Session) -> an_svc.Created:
             created = an_svc.create_announcement(
                 s, team_id=team, source_key=f"view:{team}:{view['id']}", title=fields["title"], body=fields["body"],
                 areas=fields["areas"], author=user, send_at=send_at, decision_ids=decision_ids,
                 confirm_channel=meta.get("channel"), now=now)
             if created.created:
-                ann = an_svc.get(s, created.id)
+                ann = an_svc.get(s, created.id, team_id=team)
+                assert ann is not None
                 text, blocks = render.confirmation(render.view_of(ann), scheduled=created.scheduled)
                 enqueue(s, key=f"an-confirm:{created.id}", kind="notify.dm", team_id=team,
                         payload={"user": user, "text": text, "blocks": blocks})
@@ -157,11 +169,15 @@ def register(app: AsyncApp, edge: Edge) -> None:
     # --- buttons in the author's confirmation ----------------------------------------------------------
 
     async def open_edit_modal(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
-        user = body["user"]["id"]
+        team, user = team_of(body), body["user"]["id"]
         aid = int(body["actions"][0]["value"])
         with edge.db.read_session() as s:
-            ann = an_svc.get(s, aid)
-            if ann is None or (ann.author != user and user not in settings.announcers):
+            ann = an_svc.get(s, aid, team_id=team)
+            if ann is None:
+                await respond(response_type="ephemeral", replace_original=False,
+                              text=f"AN-{aid} doesn't exist in this workspace.")
+                return
+            if ann.author != user and user not in settings.announcers:
                 await respond(response_type="ephemeral", replace_original=False,
                               text="Only the author of an announcement can edit it.")
                 return
@@ -169,7 +185,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
                 await respond(response_type="ephemeral", replace_original=False,
                               text=f"{ann.public_id} was {ann.status}; it can't be edited.")
                 return
-            view = render.announce_modal([], private_metadata={"opener": user, "edit": aid}, title=ann.title,
+            view = render.announce_modal([], private_metadata={"edit": aid}, title=ann.title,
                                          body=ann.body, chosen=list(ann.areas or []), send_at=ann.send_at,
                                          edit=True, allow_send_at=ann.status == "scheduled")
         await client.views_open(trigger_id=body["trigger_id"], view=view)
@@ -185,9 +201,11 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
             def apply(s: Session) -> None:
                 if kind == "retract":
-                    ann = an_svc.retract_announcement(s, announcement_id=aid, by=user, announcers=settings.announcers)
+                    ann = an_svc.retract_announcement(s, team_id=team, announcement_id=aid, by=user,
+                                                      announcers=settings.announcers)
                 else:
-                    ann = an_svc.cancel_announcement(s, announcement_id=aid, by=user, announcers=settings.announcers)
+                    ann = an_svc.cancel_announcement(s, team_id=team, announcement_id=aid, by=user,
+                                                     announcers=settings.announcers)
                 text, blocks = render.confirmation(render.view_of(ann), scheduled=False)
                 _respond_job(s, key=key, team=team, user=user, url=url, text=text, blocks=blocks, replace=True)
 
@@ -213,7 +231,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
 
         def record(s: Session) -> None:
-            if an_svc.record_ack(s, announcement_id=aid, channel=channel, user=user) and channel:
+            if an_svc.record_ack(s, team_id=team, announcement_id=aid, channel=channel, user=user) and channel:
                 enqueue(s, key=f"an-ack:{aid}:{user}", kind="notify.ephemeral", team_id=team,
                         payload={"channel": channel, "user": user, "fallback_dm": False,
                                  "text": f"Thanks, noted that you have read AN-{aid}."})

@@ -12,12 +12,13 @@ import re
 from datetime import date
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.orm import Session
 
 from bot.services import decisions as svc
 from bot.services.common import ServiceError, enqueue, queue_private
+from bot.services.feedback import get_feedback
 from bot.slack.edge import Edge, team_of
 from bot.slack.ids import Action, Callback
 from bot.slack.render import decision as render
@@ -52,8 +53,11 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     app.command("/decision")(ack=decision_command, lazy=[open_decision_modal])
 
-    async def decision_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+    async def decision_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
         team, user = team_of(body), body["user"]["id"]
+        if why := await edge.refuse_if_outside(body, context):
+            await ack(response_action="errors", errors={render.B_TITLE: why})
+            return
         meta = json.loads(view.get("private_metadata") or "{}")
         f = render.read_decision_modal(view["state"]["values"])
         errors: dict[str, str] = {}
@@ -95,7 +99,11 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     # --- status buttons ------------------------------------------------------------------------
 
-    async def status_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def status_clicked(ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
+        # The card sits in the channel, where people of another organisation may press its buttons.
+        if await edge.refuse_if_outside(body, context):
+            await ack()
+            return
         action = body["actions"][0]
         if action.get("type") == "overflow" or action.get("action_id") == Action.DECISION_OVERFLOW:
             raw = (action.get("selected_option") or {}).get("value") or ""
@@ -121,12 +129,19 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     # --- linking from the feedback side --------------------------------------------------------
 
-    async def open_link_modal(body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def open_link_modal(body: dict[str, Any], client: AsyncWebClient, context: Any,
+                              respond: AsyncRespond) -> None:
+        if await edge.turned_away_after_ack(body, context, client, respond):
+            return
         value = body["actions"][0].get("value") or ""
         if not value.isdigit():
             return
         team = team_of(body)
         with edge.db.read_session() as s:
+            if get_feedback(s, int(value), team_id=team) is None:
+                await respond(response_type="ephemeral", replace_original=False,
+                              text=f"FB-{value} doesn't exist in this workspace.")
+                return
             choices = [(d.id, d.title, d.status) for d in svc.latest_decisions(s, team_id=team, limit=100)]
         view = render.link_modal(feedback_id=int(value), choices=choices,
                                  metadata={"feedback_id": int(value), "channel": _channel_of(body)})
@@ -134,8 +149,11 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     app.action(Action.FEEDBACK_LINK_DECISION)(ack=ack_only, lazy=[open_link_modal])
 
-    async def link_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+    async def link_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
         team, user = team_of(body), body["user"]["id"]
+        if why := await edge.refuse_if_outside(body, context):
+            await ack(response_action="errors", errors={render.B_TYPED: why})
+            return
         meta = json.loads(view.get("private_metadata") or "{}")
         fid = int(meta.get("feedback_id") or 0)
         wanted = render.read_link_modal(view["state"]["values"])
@@ -152,7 +170,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
         def link(s: Session) -> None:
             added = svc.link_feedback(s, team_id=team, decision_id=did, feedback_id=fid, by=user)
-            dec = svc.get_decision(s, did)
+            dec = svc.get_decision(s, did, team_id=team)
             assert dec is not None
             text, blocks = render.linked(fid, render.summary_of(dec), added=added)
             key = f"linked:{view['id']}:{view.get('hash', '')}"

@@ -13,14 +13,19 @@ from bot.services import schedules as svc
 from bot.services.common import enqueue
 from bot.slack.edge import Edge, team_of
 from bot.slack.render import feedback as render
+from bot.slack.render.connect import DIGEST_REFUSAL
 from bot.slack.render.text import escape
 
 
 def register(app: AsyncApp, edge: Edge) -> None:
-    async def digest_command(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def digest_command(ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
         team, channel, user = team_of(body), body["channel_id"], body["user_id"]
         action, args = svc.parse_digest_args(body.get("text", ""))
         now = clock.now()
+        if action in ("now", "schedule") and edge.channel_known_shared(body, context, channel):
+            # Known from an earlier look; otherwise the worker asks Slack before posting or scheduling.
+            await ack(**render.ephemeral(DIGEST_REFUSAL))
+            return
         if action == "usage":
             await ack(**render.usage("/digest", args["problem"], svc.FORMS))
             return

@@ -29,6 +29,8 @@ SUBSCRIBED_EVENTS = (
     "group_archive",
     "group_unarchive",
     "group_deleted",
+    "channel_shared",
+    "channel_unshared",
 )
 MANIFEST_BOT_EVENTS = (*tuple(e for e in SUBSCRIBED_EVENTS if e not in ("message", "app_uninstalled", "tokens_revoked")), "message.channels", "message.groups", "app_uninstalled", "tokens_revoked")
 
@@ -65,7 +67,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
         event_id = body.get("event_id") or f"{event.get('type')}:{event.get('event_ts') or event.get('ts')}"
         await edge.enqueue(key=f"ev:{event_id}", kind="event", team_id=team,
                            payload={"event": event, "event_id": event_id, "team_id": team,
-                                    "is_ext_shared_channel": body.get("is_ext_shared_channel", False)})
+                                    # None when absent: the worker then asks Slack instead of assuming.
+                                    "is_ext_shared_channel": body.get("is_ext_shared_channel")})
 
     # One listener for every subscribed type: Bolt tries listeners in order, and one regex matcher is
     # cheaper per request than thirteen.

@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.orm import Session
 
@@ -21,6 +21,7 @@ from bot.services.common import ServiceError, enqueue, queue_private
 from bot.slack.edge import Edge, team_of
 from bot.slack.ids import Action, Callback
 from bot.slack.render import feedback as render
+from bot.slack.render.connect import OUTSIDER_REFUSAL
 from bot.slack.render.text import INPUT_TEXT_MAX, escape
 
 FORMS = [
@@ -59,9 +60,12 @@ def parse_feedback_command(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def register(app: AsyncApp, edge: Edge) -> None:
-    async def feedback_command(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def feedback_command(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
         team, channel, user = team_of(body), body["channel_id"], body["user_id"]
         action, args = parse_feedback_command(body.get("text", ""))
+        if action != "capture" and edge.outside(body, context) is not False:
+            await ack(**render.ephemeral(OUTSIDER_REFUSAL))
+            return
         if action == "modal":
             await ack()
             edge.after_ack(open_feedback_modal(body, client))
@@ -106,7 +110,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
                                                        request_key=body.get("trigger_id") or text))
         fb = render.FeedbackSummary(id=new["id"], text=new["text"], kind=new.get("kind", "feedback"),
                                     votes=new["votes"], customer=new["customer"], arr=new["arr"], reporter=user)
-        msg_text, blocks = render.capture_confirmation(fb, created=new["created"])
+        msg_text, blocks = render.capture_confirmation(fb, created=new["created"],
+                                                       outsider=edge.outside(body, context) is not False)
         await ack(response_type="ephemeral", text=msg_text, blocks=blocks)
 
     async def open_feedback_modal(body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -126,7 +131,9 @@ def register(app: AsyncApp, edge: Edge) -> None:
     async def ack_only(ack: AsyncAck) -> None:
         await ack()
 
-    async def open_shortcut_modal(body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def open_shortcut_modal(body: dict[str, Any], client: AsyncWebClient, context: Any, respond: Any) -> None:
+        if await edge.turned_away_after_ack(body, context, client, respond):
+            return
         team, channel = team_of(body), body["channel"]["id"]
         message = body.get("message") or {}
         ts = message.get("ts") or body.get("message_ts")
@@ -158,11 +165,16 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     # --- "Add details" -------------------------------------------------------------------------
 
-    async def open_details_modal(body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def open_details_modal(body: dict[str, Any], client: AsyncWebClient, context: Any,
+                                 respond: AsyncRespond) -> None:
+        if await edge.turned_away_after_ack(body, context, client, respond):
+            return
         fid = int(body["actions"][0]["value"])
         with edge.db.read_session() as s:
-            item = fb_svc.get_feedback(s, fid)
+            item = fb_svc.get_feedback(s, fid, team_id=team_of(body))
             if item is None:
+                await respond(response_type="ephemeral", replace_original=False,
+                              text=f"FB-{fid} doesn't exist in this workspace.")
                 return
             view = render.feedback_modal(
                 metadata={"feedback_id": item.id, "channel": (body.get("channel") or {}).get("id") or item.channel},
@@ -174,8 +186,11 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     # --- modal submission ----------------------------------------------------------------------
 
-    async def feedback_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+    async def feedback_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
         team, user = team_of(body), body["user"]["id"]
+        if why := await edge.refuse_if_outside(body, context):
+            await ack(response_action="errors", errors={"fb_text": why})
+            return
         meta = json.loads(view.get("private_metadata") or "{}")
         fields = render.read_feedback_modal(view["state"]["values"])
         try:
@@ -190,10 +205,10 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
         def save(s: Session) -> None:
             if meta.get("feedback_id"):
-                current = fb_svc.get_feedback(s, int(meta["feedback_id"]))
+                current = fb_svc.get_feedback(s, int(meta["feedback_id"]), team_id=team)
                 # The form shows at most 3,000 characters; an untouched prefill must not clip a longer text.
                 untouched = current is not None and fields["text"] == current.text[:INPUT_TEXT_MAX]
-                item = fb_svc.update_details(s, feedback_id=int(meta["feedback_id"]),
+                item = fb_svc.update_details(s, team_id=team, feedback_id=int(meta["feedback_id"]),
                                              text=None if untouched else fields["text"],
                                              customer=fields["customer"] or "", area=fields["area"] or "",
                                              kind=fields["kind"], arr=arr)
@@ -208,8 +223,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
                     reporter=meta.get("reporter") or user, captured_by=user, kind=fields["kind"],
                     area=fields["area"], customer=fields["customer"], arr=arr)
                 if not created:  # an existing item (e.g. captured by reaction): the form adds the details
-                    fb_svc.update_details(s, feedback_id=item.id, customer=fields["customer"], area=fields["area"],
-                                          kind=fields["kind"], arr=arr)
+                    fb_svc.update_details(s, team_id=team, feedback_id=item.id, customer=fields["customer"],
+                                          area=fields["area"], kind=fields["kind"], arr=arr)
                 note_text, note_blocks = render.capture_confirmation(render.summary_of(item), created=created,
                                                                      new_vote=not created)
                 if ts and channel:
@@ -230,8 +245,11 @@ def register(app: AsyncApp, edge: Edge) -> None:
     # --- the "account or feedback?" question -------------------------------------------------
 
     @app.action(Action.FEEDBACK_ACCOUNT_CONFIRM)
-    async def map_account(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def map_account(ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
         team, user = team_of(body), body["user"]["id"]
+        if await edge.refuse_if_outside(body, context):
+            await ack()
+            return
         channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id"))
         choice = json.loads(body["actions"][0]["value"])
         arr = f" ({render.money(choice['arr'])} ARR)" if choice.get("arr") else ""
@@ -249,8 +267,11 @@ def register(app: AsyncApp, edge: Edge) -> None:
         await ack()
 
     @app.action(Action.FEEDBACK_CAPTURE_INSTEAD)
-    async def capture_instead(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def capture_instead(ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
         team, user = team_of(body), body["user"]["id"]
+        if await edge.refuse_if_outside(body, context):
+            await ack()
+            return
         channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id"))
         action = body["actions"][0]
         new = await edge.writer.run(fb_svc.CommandText(team_id=team, channel=channel, user=user, text=action["value"],

@@ -19,7 +19,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
         def put(s: Session) -> None:
             enqueue(s, key=f"home:{user}:{body['actions'][0].get('action_ts')}", kind="home.publish", team_id=team,
-                    payload={"user": user})
+                    payload={"user": user, "user_team": body["user"].get("team_id")})
 
         await edge.write(put)
         await ack()

@@ -26,14 +26,15 @@ FORMS = [
 
 
 def _listing(labels: list[str], known: list[str]) -> tuple[str, str]:
+    """(plain, mrkdwn) for render.ephemeral: area labels are the users' words."""
     if labels:
         plain = "This channel is subscribed to: " + ", ".join(labels) + "."
         rich = "This channel is subscribed to: " + ", ".join(f"*{escape(a)}*" for a in labels) + "."
     else:
         plain = rich = "This channel has no subscriptions yet."
     if known:
-        more = " Known product areas: " + ", ".join(escape(a) for a in known) + "."
-        plain, rich = plain + more, rich + more
+        plain += " Known product areas: " + ", ".join(known) + "."
+        rich += " Known product areas: " + ", ".join(escape(a) for a in known) + "."
     hint = " Subscribe with `/subscribe billing, mobile app`; stop with `/unsubscribe billing`."
     return plain + hint, rich + hint
 
@@ -76,12 +77,11 @@ def register(app: AsyncApp, edge: Edge) -> None:
         removed, missing, left = await edge.write(drop)
         parts = []
         if removed:
-            parts.append("Unsubscribed this channel from " + ", ".join(escape(a) for a in removed) + ".")
+            parts.append("Unsubscribed this channel from " + ", ".join(removed) + ".")
         if missing:
-            parts.append("It was not subscribed to " + ", ".join(escape(a) for a in missing) + ".")
-        parts.append("Still subscribed to: " + (", ".join(escape(a) for a in left) or "nothing") + ".")
-        msg = " ".join(parts)
-        await ack(**render.ephemeral(msg, msg))
+            parts.append("It was not subscribed to " + ", ".join(missing) + ".")
+        parts.append("Still subscribed to: " + (", ".join(left) or "nothing") + ".")
+        await ack(**render.ephemeral(" ".join(parts)))  # escaped there, in the text and in the block
 
     app.command("/subscribe")(subscribe_command)
     app.command("/unsubscribe")(unsubscribe_command)

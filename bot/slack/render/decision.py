@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.slack.ids import Action, Callback
 from bot.slack.render import blocks as bk
+from bot.slack.render.connect import HIDDEN_IN_SHARED
 from bot.slack.render.text import INPUT_TEXT_MAX, escape, escape_truncate, link, mention, plain, quote
 
 LABELS = {"proposed": "Proposed", "in_review": "In review", "decided": "Decided", "rejected": "Rejected",
@@ -138,8 +139,11 @@ def _feedback_line(feedback: list[LinkedFeedback]) -> str:
     return f"*Linked feedback ({n}):* " + ", ".join(shown) + more
 
 
-def card(d: DecisionSummary, *, flags: tuple[str, ...] = ()) -> tuple[str, list[dict[str, Any]]]:
-    """The decision card posted in the channel: who owns it, where it stands, what informed it."""
+def card(d: DecisionSummary, *, flags: tuple[str, ...] = (), shared: bool = False) -> tuple[str, list[dict[str, Any]]]:
+    """The decision card posted in the channel: who owns it, where it stands, what informed it.
+
+    `shared`: the channel is shared with another organisation. What the author wrote (title, context)
+    stays; the linked feedback (other customers' words, links into internal channels) does not."""
     status = d.status
     due = d.due.isoformat() if d.due else "—"
     flag_text = "".join(f" · :warning: {escape(f)}" for f in flags)
@@ -154,7 +158,7 @@ def card(d: DecisionSummary, *, flags: tuple[str, ...] = ()) -> tuple[str, list[
     ]
     if d.context.strip():
         blocks.append(bk.section(quote(d.context, 1500)))
-    blocks.append(bk.section(_feedback_line(d.feedback)))
+    blocks.append(bk.context(HIDDEN_IN_SHARED) if shared else bk.section(_feedback_line(d.feedback)))
     elements = [bk.button(LABELS[s], status_action(s), str(d.id), style="primary" if s == "decided" else None)
                 for s in BUTTONS]
     elements.append({"type": "overflow", "action_id": Action.DECISION_OVERFLOW,
@@ -195,6 +199,8 @@ class LoopItem:
     text: str
     permalink: str | None
     can_reply: bool  # the item came from a Slack message, so it has a thread to reply in
+    channel: str | None = None
+    shared: bool = False  # that thread is in a channel shared with another organisation
 
 
 def _outcome_words(outcome: str) -> str:
@@ -210,14 +216,30 @@ def loop_dm(*, notification_id: int, d: DecisionSummary, outcome: str, announcem
     blocks: list[dict[str, Any]] = [bk.section(head)]
     for item in items[:20]:
         blocks.append(bk.section(f"{link(item.permalink, f'FB-{item.id}')}\n{quote(item.text, 400)}"))
-    buttons = [bk.button("Reply in thread" if len(items) == 1 else f"Reply in thread (FB-{i.id})",
-                         Action.LOOP_REPLY, f"{notification_id}:{i.id}") for i in items[:20] if i.can_reply]
+    buttons = [_reply_button(i, d, outcome, notification_id, single=len(items) == 1) for i in items[:20] if i.can_reply]
     if buttons:
         blocks.append(bk.actions(*buttons[:5]))
         blocks.append(bk.context("Nothing is posted where the feedback was given unless you click the button."))
     ids = ", ".join(f"FB-{i.id}" for i in items)
     text = f"{ids}: {d.public_id} {escape_truncate(d.title, 150)} {_outcome_words(outcome)}"
     return text, blocks
+
+
+def _reply_button(item: LoopItem, d: DecisionSummary, outcome: str, notification_id: int, *,
+                  single: bool) -> dict[str, Any]:
+    button = bk.button("Reply in thread" if single else f"Reply in thread (FB-{item.id})", Action.LOOP_REPLY,
+                       f"{notification_id}:{item.id}")
+    if item.shared:
+        # People of the other organisation read that thread: say what they will see before it is posted.
+        button["confirm"] = {
+            "title": {"type": "plain_text", "text": "Reply in a shared channel?"},
+            "text": {"type": "plain_text", "text": plain(
+                f"People outside your organisation read that thread. They will see: {d.public_id} "
+                f"“{d.title}” {OUTCOME_WORDS.get(outcome, 'is now ' + outcome)}.", 300)},
+            "confirm": {"type": "plain_text", "text": "Reply"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+        }
+    return button
 
 
 def loop_thread_reply(*, d: DecisionSummary, outcome: str, feedback_id: int, by: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.slack.ids import Action, Block, Callback
 from bot.slack.render import blocks as bk
-from bot.slack.render.text import INPUT_TEXT_MAX, escape, link, mention, money, plain, quote
+from bot.slack.render.text import INPUT_TEXT_MAX, channel_link, escape, link, mention, money, plain, quote
 
 KIND_LABELS = {"feedback": "Feedback", "idea": "Idea", "bug": "Bug", "question": "Question", "praise": "Praise"}
 
@@ -27,16 +27,26 @@ class FeedbackSummary:
     permalink: str | None = None
     reporter: str | None = None
     status: str = "active"
+    text_pending: bool = False  # captured from a message whose text Slack has not given us yet
 
     @property
     def public_id(self) -> str:
         return f"FB-{self.id}"
 
 
+PENDING_TEXT = "(text not fetched yet — see the message in Slack)"
+
+
+def _quoted_text(fb: FeedbackSummary, limit: int) -> str:
+    if fb.text_pending and not fb.text.strip():
+        return f"_{PENDING_TEXT}_"
+    return quote(fb.text, limit)
+
+
 def summary_of(item: Any) -> FeedbackSummary:
     return FeedbackSummary(id=item.id, text=item.text, kind=item.kind, votes=item.vote_count, area=item.area,
                            customer=item.customer, arr=item.arr, permalink=item.permalink,
-                           reporter=item.reporter, status=item.status)
+                           reporter=item.reporter, status=item.status, text_pending=bool(item.text_pending))
 
 
 def _details_line(fb: FeedbackSummary) -> str:
@@ -50,8 +60,11 @@ def _details_line(fb: FeedbackSummary) -> str:
 
 
 def capture_confirmation(fb: FeedbackSummary, *, created: bool, new_vote: bool = False,
-                         via: str = "") -> tuple[str, list[dict[str, Any]]]:
-    """The private note after a capture: names the id, shows the text, offers "Add details"."""
+                         via: str = "", outsider: bool = False) -> tuple[str, list[dict[str, Any]]]:
+    """The private note after a capture: names the id, shows the text, offers "Add details".
+
+    `outsider`: for someone outside the organisation (or not known to be inside): the id and their own
+    words only; no account, ARR, area, votes or editing buttons (docs/slack-connect.md)."""
     if created:
         head = f":white_check_mark: Captured as *{fb.public_id}*{via}."
         text = f"Captured as {fb.public_id}"
@@ -62,8 +75,10 @@ def capture_confirmation(fb: FeedbackSummary, *, created: bool, new_vote: bool =
         head = f":information_source: This is already *{fb.public_id}*; nothing changed."
         text = f"Already captured as {fb.public_id}"
     title = link(fb.permalink, fb.public_id) if fb.permalink else fb.public_id
+    if outsider:
+        return text, [bk.section(f"{head}\n{quote(fb.text, 600)}")]
     blocks = [
-        bk.section(f"{head}\n{quote(fb.text, 600)}"),
+        bk.section(f"{head}\n{_quoted_text(fb, 600)}"),
         bk.context(f"{title} · {_details_line(fb)}"),
         bk.actions(
             bk.button("Add details", Action.FEEDBACK_DETAILS, str(fb.id), style="primary"),
@@ -71,6 +86,20 @@ def capture_confirmation(fb: FeedbackSummary, *, created: bool, new_vote: bool =
         ),
     ]
     return text, blocks
+
+
+def text_not_fetched(fb: FeedbackSummary, *, channel: str, created: bool) -> tuple[str, list[dict[str, Any]]]:
+    """A reaction's capture is saved, but Slack would not give us the message (an outage that outlasted
+    the retries, or no access): say so, and offer the form to type the text in."""
+    head = (f":warning: Captured as *{fb.public_id}*" if created
+            else f":warning: Your vote on *{fb.public_id}* is counted") + \
+        f" from a message in {channel_link(channel)}, but Slack did not give us its text."
+    blocks = [
+        bk.section(f"{head}\nThe item is saved; use *Add details* to type what was said."),
+        bk.context(f"{link(fb.permalink, fb.public_id) if fb.permalink else fb.public_id} · {_details_line(fb)}"),
+        bk.actions(bk.button("Add details", Action.FEEDBACK_DETAILS, str(fb.id), style="primary")),
+    ]
+    return f"{fb.public_id} is saved, but its text could not be fetched from Slack", blocks
 
 
 def vote_removed(fb: FeedbackSummary) -> tuple[str, list[dict[str, Any]]]:
@@ -91,7 +120,8 @@ def usage(command: str, problem: str, forms: list[tuple[str, str]]) -> dict[str,
     lines = "\n".join(f"• `{escape(f)}` — {escape(d)}" for f, d in forms)
     return {
         "response_type": "ephemeral",
-        "text": f"{problem} Usage of {command}: " + "; ".join(f for f, _ in forms),
+        # The problem often quotes what was typed: the top-level text is parsed for mentions too.
+        "text": escape(f"{problem} Usage of {command}: " + "; ".join(f for f, _ in forms)),
         "blocks": [bk.section(f":warning: {escape(problem)}\n*Usage*\n{lines}")],
     }
 
@@ -101,7 +131,7 @@ def account_question(name: str, arr: float | None, original: str) -> dict[str, A
     arr_text = f" ({money(arr)} ARR)" if arr else ""
     return {
         "response_type": "ephemeral",
-        "text": f"Map this channel to the account {name}{arr_text}, or capture the text as feedback?",
+        "text": f"Map this channel to the account {escape(name)}{arr_text}, or capture the text as feedback?",
         "blocks": [
             bk.section(f":office: Map this channel to the account *{escape(name)}*{arr_text}? Feedback captured "
                        "here would get it filled in.\nOr did you mean this as feedback?\n" + quote(original, 500)),
@@ -115,8 +145,9 @@ def account_question(name: str, arr: float | None, original: str) -> dict[str, A
 
 
 def ephemeral(text: str, mrkdwn: str | None = None) -> dict[str, Any]:
-    """`mrkdwn` must already be escaped."""
-    return {"response_type": "ephemeral", "text": text, "blocks": [bk.section(mrkdwn or escape(text))]}
+    """A private reply. `text` is plain (escaped here: Slack parses a message's top-level text for
+    mentions too); `mrkdwn`, for the block, must already be escaped."""
+    return {"response_type": "ephemeral", "text": escape(text), "blocks": [bk.section(mrkdwn or escape(text))]}
 
 
 def feedback_modal(*, metadata: dict[str, Any], text: str = "", customer: str | None = None,

@@ -96,7 +96,9 @@ def _mine(d: HomeData) -> list[Block]:
     shown = d.mine[:MAX_MINE]
     for f in shown:
         who = f" · {escape_truncate(f['customer'], 60)}" if f.get("customer") else ""
-        out.append(bk.context(f"{link(f.get('permalink'), 'FB-' + str(f['id']))} {escape_truncate(f['text'], 200)}"
+        words = "_(text not fetched yet)_" if f.get("text_pending") and not f["text"].strip() \
+            else escape_truncate(f["text"], 200)
+        out.append(bk.context(f"{link(f.get('permalink'), 'FB-' + str(f['id']))} {words}"
                               f"{who} · {_plural(int(f.get('votes') or 0), 'vote')}"))
     if not shown:
         out.append(bk.context("Nothing yet: react with :bulb: to a customer's message, or use `/feedback`."))
