@@ -225,6 +225,9 @@ class GroupCommitter:
             # One failing unit must not sink the others: replay each alone (units are idempotent).
             outcomes = [self._alone(fn) for fn in units]
         now = time.monotonic()
+        # The batch is done before any caller hears of it: a caller that checks health right after its
+        # write returned must not see the finished batch as still in hand (stalled).
+        self._busy_since = None
         committed = [fn for fn, (ok, _) in zip(units, outcomes, strict=True) if ok]
         if committed:
             self._last_ok, self._refused = now, None
