@@ -344,7 +344,11 @@ def test_factories() -> None:
     assert isinstance(get_embedder("tfidf"), TfidfEmbedder)
     assert isinstance(default_embedder("tfidf"), TfidfEmbedder)
     assert not isinstance(default_embedder("openai", openai_api_key=None), OpenAIEmbedder)
-    assert default_embedder("auto").name.startswith("local:" if local_available() else "tfidf")
+    # "auto" takes the best installed: the PyTorch extra, else ONNX, else the static model shipped in the package.
+    from bot.themes.onnx_minilm import onnx_available
+
+    expected = "local:" if local_available() else ("onnx" if onnx_available() else "static")
+    assert default_embedder("auto").name.startswith(expected)
     with pytest.raises(ValueError):
         get_embedder("word2vec")
 
