@@ -21,9 +21,9 @@ from sqlalchemy import create_engine, text
 
 from bot import clock
 from bot.db import Database
+from bot.devtools.fakeslack import FakeSlack
 from bot.models import Base
 from bot.settings import Settings, load_settings
-from tests.fakeslack import FakeSlack
 from tests.support.slack_requests import SlackSender
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 
 from bot import clock
+from bot.devtools.fakeslack.blockkit import check_message_blocks, check_view
 from bot.services import audience as rules
 from bot.slack.render import decision as dec_render
 from bot.slack.render import feedback as fb_render
 from bot.slack.render.connect import home_for_outsider
-from tests.fakeslack.blockkit import check_message_blocks, check_view
 
 HOME = rules.Home("T0001")
 GRID = rules.Home("T0001", "E0ORG")

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.db import Database
+from bot.devtools.fakeslack.blockkit import check_message_blocks
 from bot.models import Decision, DecisionFeedback, Feedback
 from bot.services.digests import DigestData, DigestTheme, build_digest
 from bot.slack.render.digest import render_digest
 from bot.themes import TfidfEmbedder
-from tests.fakeslack.blockkit import check_message_blocks
 
 if TYPE_CHECKING:
     from tests.fake_openai import FakeOpenAI

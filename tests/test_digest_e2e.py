@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from bot import clock
+from bot.devtools.fakeslack.blockkit import check_message_blocks
 from bot.models import DigestRun, DigestSchedule
 from bot.services import schedules as sched_svc
 from tests.conftest import PM, REP
-from tests.fakeslack.blockkit import check_message_blocks
 from tests.test_digest import PING, WITHDRAWN, seed
 
 

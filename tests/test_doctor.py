@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from bot.db import Database, alembic_config
+from bot.devtools.fakeslack import DEFAULT_SCOPES, FakeSlack
 from bot.doctor import run
 from bot.settings import Settings, load_settings
 from tests.conftest import REPO, RunningServer
-from tests.fakeslack import DEFAULT_SCOPES, FakeSlack
 from tests.support.process import free_port
 
 HEX_SECRET = "a3f9c2e81b7d4c6e9f0a1b2c3d4e5f60"

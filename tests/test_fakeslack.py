@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import importlib.util
 import json
 import re
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from slack_sdk import WebClient
@@ -16,7 +18,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from tests.fakeslack import BOT_USER_ID, FakeSlack
+from bot.devtools import fakeslack
+from bot.devtools.fakeslack import BOT_USER_ID, FakeSlack
 
 TS_RE = re.compile(r"^\d{10}\.\d{6}$")
 HUMAN = "U0ALICE"
@@ -442,3 +445,33 @@ def test_slack_connect_people_and_channels(fake: FakeSlack, client: WebClient) -
     fake.register_token("xoxb-grid", enterprise_id="E0ORG")
     assert WebClient(token="xoxb-grid", base_url=fake.base_url).auth_test()["enterprise_id"] == "E0ORG"
     assert "enterprise_id" not in client.auth_test().data
+
+
+def test_the_fake_is_one_package_of_small_modules() -> None:
+    # One import path (the wheel ships it for `loopline demo`, the tests use the same one), and no
+    # module so long that finding, say, how chat.update answers means scrolling through all of Slack.
+    assert importlib.util.find_spec("tests.fakeslack") is None
+    package = Path(fakeslack.__file__).parent
+    lines = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in package.glob("*.py")}
+    assert max(lines.values()) < 500, lines
+
+
+def test_every_method_in_the_dispatch_table_answers_like_slack(fake: FakeSlack) -> None:
+    # Called bare, every method in the table answers as Slack would (ok, or a Slack error such as
+    # channel_not_found), never with a bug of the fake: a handler wired with the wrong signature, or
+    # one that forgot a missing argument, answers fake_internal_error.
+    from bot.devtools.fakeslack.api import WEB_API
+
+    assert {"chat.postMessage", "views.publish", "files.completeUploadExternal"} <= WEB_API.keys()
+    # the names are Slack's own, as slack_sdk spells them (chat.postMessage -> WebClient.chat_postMessage)
+    assert [m for m in WEB_API if not hasattr(WebClient, m.replace(".", "_"))] == []
+    for method in sorted(WEB_API):
+        token = "xapp-1-A0001-1-s3cr3t" if method == "apps.connections.open" else "xoxb-test"
+        try:
+            answer = WebClient(token=token, base_url=fake.base_url, timeout=5).api_call(method).data
+        except SlackApiError as exc:
+            answer = exc.response.data
+        assert isinstance(answer, dict), (method, answer)
+        assert answer.get("error") not in ("unknown_method", "fake_internal_error"), (method, answer)
+    assert fake.errors == []
+    assert [c.method for c in fake.calls] == sorted(WEB_API)

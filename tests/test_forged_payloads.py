@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from bot import clock
-from bot.devtools.fakeslack.server import default_oauth_response
+from bot.devtools.fakeslack import default_oauth_response
 from bot.models import Acknowledgement, Feedback
 from bot.services import announcements as an_svc
 from bot.services import decisions as dec_svc

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import clock
+from bot.devtools.fakeslack.blockkit import check_view
 from bot.models import Decision, DigestRun, Feedback
 from bot.services import subscriptions as sub_svc
 from tests.conftest import ADMIN, PM, REP, REP2, export
-from tests.fakeslack.blockkit import check_view
 from tests.test_announcements_e2e import copies, modal_values, open_modal
 from tests.test_decisions_e2e import capture_acme, click, log_decision
 from tests.test_digest import seed

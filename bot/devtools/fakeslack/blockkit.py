@@ -4,7 +4,7 @@ Slack rejects payloads that break Block Kit limits (`invalid_blocks` for chat.*,
 for views.*) with messages such as
 ``[ERROR] must be less than 3001 characters [json-pointer:/blocks/1/text/text]``.
 slack_sdk only validates Block objects and never plain dicts, so the fake does it for everything it
-receives. Limits are those in /work/shared/reference/slack-platform-facts.md section 4.
+receives. The limits are the ones Slack documents for blocks, messages and views (Block Kit reference).
 """
 
 from __future__ import annotations

@@ -1,1 +1,0 @@
-from bot.devtools.fakeslack.blockkit import *  # noqa: F403

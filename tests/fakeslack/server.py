@@ -1,1 +1,0 @@
-from bot.devtools.fakeslack.server import *  # noqa: F403
