@@ -9,7 +9,7 @@ tmp=$(mktemp -d)
 python - "$tmp" <<'PY'
 import sys
 from alembic import command
-from bot.db import alembic_config
+from bot.core.db import alembic_config
 cfg = alembic_config(f"sqlite:///{sys.argv[1]}/regen.db")
 command.revision(cfg, message="initial schema", autogenerate=True, rev_id="0001", )
 PY

@@ -39,7 +39,7 @@ BOT_SCOPES = [
 
 
 def manifest(url: str) -> dict[str, Any]:
-    from bot.slack.listeners.events import MANIFEST_BOT_EVENTS
+    from bot.slack.events import MANIFEST_BOT_EVENTS
 
     base = url.rstrip("/")
     events_url = f"{base}/slack/events"
