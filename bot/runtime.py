@@ -9,10 +9,11 @@ from typing import Any
 from bot import composition
 from bot.core.db import Database
 from bot.core.groupcommit import GroupCommitter
-from bot.core.settings import Settings
+from bot.core.settings import ConfigError, Settings
 from bot.core.slack_client import SlackClients, make_web_client
 from bot.features import Exporter, Feature, Periodic, Running
 from bot.queue.core import Worker
+from bot.slack.app import build_app
 from bot.slack.edge import Edge
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class Runtime:
             self.db.upgrade()
         self.oauth_stores: tuple[Any, Any] | None = None
         if settings.oauth_enabled:
+            # lazy: only multi-workspace installs load OAuth and its cipher
             from bot.slack.oauth import TokenCipher, make_stores
 
             self.oauth_stores = make_stores(settings.slack_client_id or "", self.db.engine, TokenCipher(keys))
@@ -59,8 +61,6 @@ class Runtime:
             else:
                 from slack_sdk.errors import SlackApiError
 
-                from bot.core.settings import ConfigError
-
                 try:
                     resp = make_web_client(self.settings, token).auth_test()
                 except SlackApiError as e:
@@ -73,8 +73,6 @@ class Runtime:
         return self._identity
 
     def build_app(self, *, request_verification: bool = True) -> Any:
-        from bot.slack.app import build_app
-
         identity = None if self.oauth_stores else self.bot_identity()
         return build_app(self.edge, listeners=composition.listeners(self.features), bot_identity=identity,
                          oauth_stores=self.oauth_stores,

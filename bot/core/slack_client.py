@@ -17,6 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core import workspaces as ws_svc
 from bot.core.db import Database
 from bot.core.settings import Settings
 
@@ -59,7 +60,6 @@ def bot_for_workspace(store: Any, db: Database | None, team_id: str) -> Any | No
     upgrade) is found by its own installation, whatever its enterprise: team ids are unique across Slack."""
     key = None
     if db is not None:
-        from bot.core import workspaces as ws_svc
 
         with db.read_session() as s:
             key = ws_svc.installation_of(s, team_id=team_id)

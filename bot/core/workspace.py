@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from bot.core.db import Database
 from bot.core.models import Feedback
 from bot.core.settings import ConfigError, Settings
+from bot.core.slack_client import make_web_client
 
 LOCAL_TEAM = "T_LOCAL"  # no Slack configured and nothing stored yet (demo, offline imports)
 
@@ -19,7 +20,6 @@ def resolve_team(settings: Settings, db: Database, explicit: str | None) -> str:
     if token:
         from slack_sdk.errors import SlackApiError
 
-        from bot.core.slack_client import make_web_client
 
         try:
             return str(make_web_client(settings, token).auth_test()["team_id"])

@@ -11,10 +11,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bot.core.models import DigestRun
 from bot.devtools.demo_text import ADMIN, PM, REP, REP2
 from bot.devtools.demo_text import blocks_text as _blocks_text
 from bot.devtools.demo_text import show as _show
 from bot.devtools.slack_requests import TEAM, text_value
+from bot.features.subscriptions.service import ensure_area
 from bot.slack.ids import Block
 
 Step = tuple[str, Callable[[], None]]
@@ -76,7 +78,6 @@ def _views_opened(fake: Any) -> int:
 
 def subscribe(slack: Any, fake: Any, rt: Any, settle: Any, posted: Any, private: Any) -> Step:
     def run() -> None:
-        from bot.features.subscriptions.service import ensure_area
 
         # An admin set the workspace's product areas up long ago; only admins and announcers create new ones.
         with rt.db.session() as s:
@@ -189,7 +190,6 @@ def digest(slack: Any, fake: Any, rt: Any, settle: Any, posted: Any, private: An
     def run() -> None:
         from sqlalchemy import select
 
-        from bot.core.models import DigestRun
 
         r = slack.command("/digest", "now", user=PM, channel="C0PRODUCT", channel_name="product")
         _show("only priya sees", r.json().get("text", ""))

@@ -37,6 +37,7 @@ def build_app(edge: Edge, *, listeners: Sequence[Callable[[AsyncApp, Edge], None
     common: dict[str, Any] = {"signing_secret": signing_secret, "process_before_response": True,
                               "request_verification_enabled": request_verification, "ignoring_self_events_enabled": True}
     if oauth_stores is not None:
+        # lazy: only multi-workspace installs load OAuth and its cipher
         from bot.slack.oauth import AsyncInstallationStoreAdapter, AsyncStateStoreAdapter, StoredBotAuthorize
 
         installs, states = oauth_stores

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from bot.core import clock
 from bot.core.common import is_workspace_admin, queue_private
 from bot.core.models import Announcement, Decision, Feedback, Job, LoopNotification
-from bot.core.settings import Settings
+from bot.core.settings import Settings, get_settings
 from bot.features.decisions import render
 from bot.features.decisions import service as svc
 from bot.features.workspaces.audience import channel_shared, person_outside
@@ -305,7 +305,6 @@ def loop_reply(ctx: JobContext, p: dict[str, Any]) -> None:
 
 def _stale_days() -> int:
     try:
-        from bot.core.settings import get_settings
 
         return get_settings().loopline_stale_days
     except Exception:  # no environment (tests, CLI): the documented default

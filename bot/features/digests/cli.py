@@ -21,8 +21,10 @@ from bot.core.db import Database
 from bot.core.models import DigestRun
 from bot.core.progress import Progress
 from bot.core.settings import ConfigError, Settings
+from bot.core.slack_client import SlackClients
 from bot.core.workspace import resolve_team
 from bot.features.digests import schedules as sched_svc
+from bot.features.digests.jobs import cached_embedder, claim_run, process_claimed
 from bot.features.digests.render import render_digest
 from bot.features.digests.service import DigestData, build_digest, namer_for
 
@@ -74,7 +76,6 @@ def run_digest_command(settings: Settings, args: argparse.Namespace) -> int:
         if args.json or args.print_:
             with db.read_session() as s, Progress("digest") as bar:
                 sched = sched_svc.get_schedule(s, team_id=team, channel=args.channel)
-                from bot.features.digests.jobs import cached_embedder
 
                 namer = namer_for(settings)
                 data = build_digest(s, team_id=team, channel=args.channel, period_key=period.key,
@@ -98,8 +99,6 @@ def run_digest_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def _post_now(settings: Settings, db: Database, team: str, channel: str, period: sched_svc.Period,
               now: datetime) -> int:
-    from bot.core.slack_client import SlackClients
-    from bot.features.digests.jobs import claim_run, process_claimed
 
     with db.session() as s:
         sched = sched_svc.get_schedule(s, team_id=team, channel=channel)

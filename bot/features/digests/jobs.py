@@ -187,7 +187,7 @@ def post_run(db: Database, settings: Settings, client: Any, run_id: int, *,
 
 def upload_chart(client: Any, channel: str, thread_ts: str, data: DigestData) -> str:
     """The 8-period chart into the thread; a chart that can't be uploaded is noted, not retried forever."""
-    from bot.features.digests.charts import theme_volume_png
+    from bot.features.digests.charts import theme_volume_png  # lazy: matplotlib costs ~0.5 s to import
 
     series = [(t.title, t.weekly) for t in data.themes[:CHART_THEMES] if t.weekly]
     png = theme_volume_png(data.chart_labels, series, title=f"Weekly volume of the top themes · {data.period_label}")

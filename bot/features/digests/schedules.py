@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core import clock
-from bot.core.common import normalise_area, split_list
-from bot.core.models import DigestSchedule
+from bot.core.common import insert_ignore, normalise_area, split_list
+from bot.core.models import DigestRun, DigestSchedule
 
 FORMS = [
     ("/digest now", "post the digest of the last period in this channel now"),
@@ -215,8 +215,6 @@ def active_schedules(session: Session) -> list[DigestSchedule]:
 def insert_run(session: Session, *, team_id: str, channel: str, period: Period, schedule_id: int | None,
                now: datetime, late: bool = False, requested_by: str | None = None) -> bool:
     """Create the run for (team, channel, period) unless it exists; True if this call created it."""
-    from bot.core.common import insert_ignore
-    from bot.core.models import DigestRun
 
     return insert_ignore(session, DigestRun, {
         "team_id": team_id, "channel": channel, "schedule_id": schedule_id, "period_key": period.key,
@@ -241,7 +239,6 @@ def plan_runs(session: Session, *, now: datetime, late_after: timedelta = timede
               max_back: int = 8) -> int:
     """For every active schedule, create the runs of the periods whose time has passed (the latest, and
     earlier ones missed while down, never any before the schedule took effect). Returns runs created."""
-    from bot.core.models import DigestRun
 
     created = 0
     for sched in active_schedules(session):

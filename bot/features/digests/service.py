@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from bot.core import clock
 from bot.core.models import Decision, DecisionFeedback, Feedback
 from bot.core.settings import Settings
+from bot.features.decisions.service import decision_status_report
 from bot.themes import (
     OTHER_TITLE,
     Embedder,
@@ -149,7 +150,7 @@ def namer_for(settings: Settings, timeout: float = 20.0) -> Any:
     """A ThemeNamer when OPENAI_API_KEY is set, else None (the digest is then named offline)."""
     if not settings.llm_enabled:
         return None
-    from bot.llm import ThemeNamer
+    from bot.llm import ThemeNamer  # lazy: loads openai, which a digest without an API key never needs
 
     return ThemeNamer(api_key=settings.secret("openai_api_key") or "", base_url=settings.openai_base_url,
                       model=settings.loopline_llm_model, timeout=timeout)
@@ -157,11 +158,7 @@ def namer_for(settings: Settings, timeout: float = 20.0) -> Any:
 
 def decision_report(session: Session, *, team_id: str, now: datetime, stale_days: int, start: datetime,
                     end: datetime) -> dict[str, list[dict[str, Any]]]:
-    """Decisions by status from the decisions feature, or an empty report while it isn't installed."""
-    try:
-        from bot.features.decisions.service import decision_status_report  # type: ignore[attr-defined]
-    except ImportError:
-        return {k: [] for k in DECISION_STATUSES}
+    """Decisions by status from the decisions feature (its rules, read directly)."""
     try:
         report = decision_status_report(session, team_id=team_id, now=now, stale_days=stale_days,
                                         period_start=start, period_end=end)

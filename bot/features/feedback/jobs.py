@@ -14,6 +14,7 @@ from bot.features.feedback import render
 from bot.features.feedback import service as fb_svc
 from bot.features.feedback.service import base_reaction
 from bot.features.workspaces.audience import channel_shared, person_outside
+from bot.features.workspaces.membership import ensure_member
 from bot.queue.core import JobContext, Jobs, slack_error
 from bot.slack.richtext import Names, attachments_text, blocks_text, is_placeholder, mentioned_ids
 
@@ -245,7 +246,6 @@ def enrich(ctx: JobContext, p: dict[str, Any]) -> None:
 @jobs.handler("channel.watch")
 def join_watched(ctx: JobContext, p: dict[str, Any]) -> None:
     """The bot must be in a channel to hear its messages: join public ones, explain private ones."""
-    from bot.features.workspaces.membership import ensure_member
 
     ok, reason = ensure_member(ctx, p["channel"])
     if ok:

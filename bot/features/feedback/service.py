@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import csvfile
 from bot.core.channels import get_channel
-from bot.core.common import ServiceError, insert_ignore, normalise_area
+from bot.core.common import ServiceError, _insert_stmt, insert_ignore, normalise_area
 from bot.core.groupcommit import Batched
 from bot.core.models import Channel, DecisionFeedback, Feedback, FeedbackVote, utcnow
 
@@ -200,7 +200,6 @@ def _insert_feedback_rows(session: Session, rows: list[dict[str, Any]]) -> dict[
 
 
 def _FEEDBACK_INSERT(session: Session) -> Any:
-    from bot.core.common import _insert_stmt
 
     return _insert_stmt(session, Feedback, ["source_key"], returning=("id", "source_key"))
 

@@ -9,6 +9,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot.queue.core import JobContext, Jobs, slack_error
+from bot.queue.postonce import post_once
 
 log = logging.getLogger(__name__)
 jobs = Jobs()  # this module's job handlers and event routes, collected by bot/composition.py
@@ -32,7 +33,6 @@ def send_ephemeral(ctx: JobContext, p: dict[str, Any]) -> None:
 
 @jobs.handler("notify.dm")
 def send_dm(ctx: JobContext, p: dict[str, Any]) -> None:
-    from bot.queue.postonce import post_once
 
     # A retried job may follow a DM that landed: the job's attempt counter is the "attempt started" mark.
     post_once(ctx.client(), channel=p["user"], key_type="loopline_notice", key=ctx.key,
