@@ -436,20 +436,10 @@ class DeliveryLoop:
                 Delivery.status.in_(an_svc.OPEN_DELIVERY))) or 0)
 
 
-_LOOPS: list[DeliveryLoop] = []  # running loops of this process (tests and the benchmark read their stats)
-
-
 def start(rt: Runtime, *, on_sent: Sequence[AnnouncementSent] = ()) -> Running:
     loop = DeliveryLoop(rt.db, rt.slack, rt.settings, wake_jobs=rt.worker.wake, on_sent=on_sent)
     rt.delivery = loop  # type: ignore[attr-defined]
-    _LOOPS.append(loop)
     stop = loop.start()
-
-    def stop_and_forget() -> None:
-        stop()
-        if loop in _LOOPS:
-            _LOOPS.remove(loop)
-
     # The job worker runs a pass after every edge commit and once a second: it nudges us too (wake), so a
     # "send now" announcement goes out within a few milliseconds of the modal's submit.
-    return Running(stop=stop_and_forget, wake=loop.wake)
+    return Running(stop=stop, wake=loop.wake)
