@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Until the first release the schema lives in one initial migration; this regenerates it from
-# bot/models.py (autogenerate against an empty SQLite database). After a release, add new revisions instead.
+# bot/core/models.py (autogenerate against an empty SQLite database). After a release, add new revisions instead.
 set -euo pipefail
 exec 9>/tmp/loopline-regen.lock; flock 9  # helpers may run this at the same time
 cd "$(dirname "$0")/.."
