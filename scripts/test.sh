@@ -15,6 +15,7 @@ trap 'kill -- -"$smoke_prepare" 2>/dev/null || true; rm -rf "$smoke_dir"' EXIT
 
 echo "== ruff"; ruff check bot tests bench
 echo "== mypy"; mypy bot
+echo "== import contracts"; lint-imports
 
 pg_reachable() {
   pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null || python - <<'PY'

@@ -272,8 +272,8 @@ def test_card_in_a_private_channel_the_bot_is_not_in_tells_the_author(server, sl
 
 
 def test_home_flags_overdue_and_stale(server, slack, fake, db):
+    from bot.features import HomeData
     from bot.features.home.render import home_view
-    from bot.features.home.service import HomeData
 
     d = log_decision(server, slack, fake, due="2020-01-01")
     fresh = log_decision(server, slack, fake, due=None)

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 from bot.core.db import Database
 from bot.core.models import Decision, DecisionFeedback, Feedback
 from bot.devtools.fakeslack.blockkit import check_message_blocks
+from bot.features.digests.data import DigestData, DigestTheme
 from bot.features.digests.render import render_digest
-from bot.features.digests.service import DigestData, DigestTheme, build_digest
+from bot.features.digests.service import build_digest
 from bot.themes import TfidfEmbedder
 
 if TYPE_CHECKING:

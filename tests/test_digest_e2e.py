@@ -58,8 +58,8 @@ def test_digest_now_posts_parent_thread_replies_and_chart(server, slack, fake, d
         assert run.status == "posted" and run.ts == parent["ts"] and run.requested_by == PM
         assert len([x for x in run.reply_ts if not x.startswith("file:")]) == len(texts)
     # App Home shows the latest digest's themes (the hook, called as publish_home calls it).
+    from bot.features import HomeData
     from bot.features.digests.jobs import home_themes
-    from bot.features.home.service import HomeData
 
     home = HomeData()
     with db.read_session() as s:

@@ -100,6 +100,14 @@ def is_workspace_admin(user: dict[str, Any]) -> bool:
     return bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
 
 
+def may_announce(user: dict[str, Any], user_id: str, announcers: set[str]) -> bool:
+    """users.info's `user` object -> may this person announce? (admins, owners, LOOPLINE_ANNOUNCERS).
+    Announcements ask it when the modal opens; subscriptions when /subscribe would create an area."""
+    if user_id in announcers:
+        return True
+    return is_workspace_admin(user)
+
+
 def normalise_area(name: str) -> str:
     """'  Mobile   App ' -> 'mobile app': the key areas are matched on."""
     return _SPACES.sub(" ", name.strip().strip("#").strip()).lower()[:80]

@@ -5,13 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-if TYPE_CHECKING:
-    from bot.features import Exporter
+
+@dataclass(frozen=True)
+class Exporter:
+    """`loopline export KIND`, a feature's exporter: the CSV columns and records(session, include_withdrawn)."""
+
+    fields: list[str]
+    records: Callable[[Session, bool], Iterator[dict[str, Any]]]
 
 
 # A spreadsheet (Excel, LibreOffice, Google Sheets) reads a cell starting with one of these as a

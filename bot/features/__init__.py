@@ -3,35 +3,40 @@ one `Feature`: its listeners, job handlers and event routes, periodic tasks, bac
 exporters and Home sections. Nothing here is switched on by importing a module: only what
 bot/composition.py lists runs.
 
-The contracts between features are plain typed callables, passed in by bot/composition.py:
+The contracts between features are plain typed callables and data, passed in by bot/composition.py
+(bot/features/contracts.py, importable by services: it imports nothing from the queue or Slack).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from bot.core.exports import Exporter as Exporter
+from bot.features.contracts import (
+    AnnouncementSent as AnnouncementSent,
+)
+from bot.features.contracts import (
+    ChannelGone as ChannelGone,
+)
+from bot.features.contracts import (
+    DecisionIdsValidator as DecisionIdsValidator,
+)
+from bot.features.contracts import (
+    HomeData as HomeData,
+)
+from bot.features.contracts import (
+    HomeSection as HomeSection,
+)
 from bot.queue.core import Jobs
 
 if TYPE_CHECKING:  # types only: features must not import the runtime or Bolt to be built
     from slack_bolt.async_app import AsyncApp
-    from sqlalchemy.orm import Session
 
     from bot.runtime import Runtime
     from bot.slack.edge import Edge
 
-# Contracts between features (each wired in bot/composition.py).
-# Decisions validate the decision ids typed into the announcement modal: fn(session, team_id, ids) ->
-# problems (empty when every id exists).
-DecisionIdsValidator = Callable[["Session", str, list[int]], list[str]]
-# An announcement reached all its channels ("sent"), in the worker's transaction: fn(session,
-# announcement). Decisions tell the people behind the feedback that it shipped.
-AnnouncementSent = Callable[["Session", Any], None]
-# A channel was archived or deleted: fn(session, team_id, channel, reason). Subscriptions go inactive.
-ChannelGone = Callable[["Session", str, str, str], object]
-# A feature's part of App Home: fn(session, home data, team_id, user_id) enriches the data.
-HomeSection = Callable[["Session", Any, str, str], None]
 # Registers a feature's Bolt listeners on the app, through the edge.
 Listeners = Callable[["AsyncApp", "Edge"], None]
 
@@ -57,14 +62,6 @@ class Running:
 # A long-running loop in its own thread (delivery fan-out, digest posting), so a 200-second fan-out never
 # holds up the inbox.
 Background = Callable[["Runtime"], Running]
-
-
-@dataclass(frozen=True)
-class Exporter:
-    """`loopline export KIND`: the CSV columns and records(session, include_withdrawn)."""
-
-    fields: list[str]
-    records: Callable[[Session, bool], Iterator[dict[str, Any]]]
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.listener.async_builtins import AsyncTokenRevocationListeners
 
-from bot.features.feedback.service import base_reaction
 from bot.slack.edge import Edge
-from bot.slack.richtext import is_placeholder
+from bot.slack.richtext import base_reaction, is_placeholder
 
 # The events in slack-manifest.yml (bot events); `message` covers message.channels and message.groups.
 SUBSCRIBED_EVENTS = (

@@ -150,3 +150,9 @@ def _piece(el: dict[str, Any], names: Names) -> str:
     if kind in ("rich_text_section", "rich_text_list", "rich_text_quote", "rich_text_preformatted"):
         return _rich_element(el, names)
     return str(el.get("text") or "")
+
+
+def base_reaction(name: str) -> str:
+    """'bulb::skin-tone-2' -> 'bulb': a skin tone is the same tag (the edge
+    filters reactions with it, feedback's jobs count them)."""
+    return name.split("::", 1)[0]

@@ -4,20 +4,21 @@ background loop started by the runtime."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from bot.features import HomeData
+from bot.features.announcements import render
 from bot.features.announcements import service as an_svc
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 
-def home_section(session: Session, data: Any, team_id: str, user_id: str) -> None:
-    items = an_svc.recent_by_author(session, team_id=team_id, author=user_id)
-    if items:
-        data.extra["announcements"] = items
+def home_section(session: Session, data: HomeData, team_id: str, user_id: str) -> None:
+    """A HomeSection: the author's recent announcements and who acknowledged them."""
+    data.sections += render.home_section(an_svc.recent_by_author(session, team_id=team_id, author=user_id))
 
 
 def prune_view_grants(rt: Runtime) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import clock
 from bot.core.common import ServiceError, enqueue, parse_public_ids
+from bot.core.common import may_announce as user_may_announce
 from bot.features import DecisionIdsValidator
 from bot.features.announcements import render
 from bot.features.announcements import service as an_svc
@@ -56,7 +57,7 @@ def register(app: AsyncApp, edge: Edge, *, validate_decision_ids: DecisionIdsVal
             info = (await client.users_info(user=user)).get("user") or {}
         except SlackApiError:  # can't tell: refuse (the refusal says who can)
             return False
-        return an_svc.may_announce(info, user, settings.announcers)
+        return user_may_announce(info, user, settings.announcers)
 
     async def open_announce_modal(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
         team, user = team_of(body), body["user_id"]

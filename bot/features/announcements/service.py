@@ -20,7 +20,6 @@ from bot.core.common import (
     ServiceError,
     insert_ignore,
     insert_ignore_many,
-    is_workspace_admin,
     normalise_area,
 )
 from bot.core.models import Acknowledgement, Announcement, Delivery, ViewGrant
@@ -34,13 +33,6 @@ TITLE_MAX = 150  # a header block's limit
 # How long the right to announce, checked with users.info when the modal opened, holds for its submission:
 # long enough to write an announcement, short enough that a person demoted today can't use an old form.
 GRANT_TTL = timedelta(hours=12)
-
-
-def may_announce(user: dict[str, Any], user_id: str, announcers: set[str]) -> bool:
-    """users.info's `user` object -> may this person announce? (admins, owners, LOOPLINE_ANNOUNCERS)."""
-    if user_id in announcers:
-        return True
-    return is_workspace_admin(user)
 
 
 def grant_announce(session: Session, *, team_id: str, user_id: str, view_key: str,

@@ -20,6 +20,7 @@ from bot.core import clock
 from bot.core.common import is_workspace_admin, queue_private
 from bot.core.models import Announcement, Decision, Feedback, Job, LoopNotification
 from bot.core.settings import Settings, get_settings
+from bot.features import HomeData
 from bot.features.decisions import render
 from bot.features.decisions import service as svc
 from bot.features.workspaces.audience import channel_shared, person_outside
@@ -311,7 +312,7 @@ def _stale_days() -> int:
         return int(Settings.model_fields["loopline_stale_days"].default)
 
 
-def home_flags(session: Session, data: Any, team_id: str, user_id: str) -> None:
+def home_flags(session: Session, data: HomeData, team_id: str, user_id: str) -> None:
     now, stale_days = clock.now(), _stale_days()
     for item in data.open_decisions:
         d = session.get(Decision, item["id"])

@@ -19,10 +19,9 @@ from sqlalchemy.orm import Session
 from bot.core.common import ServiceError, enqueue, queue_private
 from bot.features.decisions import render
 from bot.features.decisions import service as svc
-from bot.features.feedback.render import usage
-from bot.features.feedback.service import get_feedback
 from bot.slack.edge import Edge, team_of
 from bot.slack.ids import Action, Callback
+from bot.slack.render.replies import usage
 
 FORMS = [("/decision TITLE", "log a decision, its title filled in"), ("/decision", "open the decision form")]
 _STATUS_ACTION = re.compile(rf"^{Action.DECISION_STATUS}:(?P<status>[a-z_]+)$")
@@ -138,7 +137,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
             return
         team = team_of(body)
         with edge.db.read_session() as s:
-            if get_feedback(s, int(value), team_id=team) is None:
+            if svc.missing_feedback(s, team_id=team, ids=[int(value)]):
                 await respond(response_type="ephemeral", replace_original=False,
                               text=f"FB-{value} doesn't exist in this workspace.")
                 return

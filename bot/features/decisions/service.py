@@ -86,10 +86,16 @@ def resolve_feedback_ids(session: Session, *, team_id: str, text: str | None) ->
     """'FB-12, FB-40' -> ([12, 40], problems). Unknown ids and junk are problems, named as typed."""
     ids, bad = parse_public_ids(text or "", "FB")
     problems = [f"{b} is not a feedback id (like FB-12)" for b in bad]
-    if ids:
-        found = set(session.scalars(select(Feedback.id).where(Feedback.id.in_(ids), Feedback.team_id == team_id)))
-        problems += [f"FB-{i} does not exist" for i in ids if i not in found]
+    problems += [f"FB-{i} does not exist" for i in missing_feedback(session, team_id=team_id, ids=ids)]
     return ids, problems
+
+
+def missing_feedback(session: Session, *, team_id: str, ids: list[int]) -> list[int]:
+    """The ids that name no feedback in workspace `team_id` (ids come from buttons and forms: never trust them)."""
+    if not ids:
+        return []
+    found = set(session.scalars(select(Feedback.id).where(Feedback.id.in_(ids), Feedback.team_id == team_id)))
+    return [i for i in ids if i not in found]
 
 
 def validate_decision_ids(session: Session, team_id: str, ids: list[int]) -> list[str]:

@@ -28,11 +28,11 @@ from bot.core.common import enqueue, queue_private
 from bot.core.db import Database
 from bot.core.models import DigestRun, DigestSchedule, Feedback
 from bot.core.settings import Settings
-from bot.features import Running
+from bot.features import HomeData, Running
 from bot.features.digests import render
 from bot.features.digests import schedules as sched_svc
-from bot.features.digests.service import CHART_THEMES, DigestData, build_digest, embedder_for, namer_for
-from bot.features.feedback.render import ephemeral
+from bot.features.digests.data import CHART_THEMES, DigestData
+from bot.features.digests.service import build_digest, embedder_for, namer_for
 from bot.features.workspaces.audience import channel_shared, is_shared
 from bot.queue.core import (
     RETRY,
@@ -46,6 +46,7 @@ from bot.queue.core import (
 )
 from bot.queue.postonce import find_all, mark_attempt, post_once
 from bot.slack.render.connect import DIGEST_REFUSAL, SCHEDULE_STOPPED
+from bot.slack.render.replies import ephemeral
 from bot.slack.render.text import channel_link, escape
 from bot.themes import Embedder, is_storable, pack_vector
 
@@ -382,7 +383,7 @@ def schedule_answer(sched: DigestSchedule, now: datetime) -> tuple[str, list[dic
 # --- App Home: the latest digest's themes ----------------------------------------------------------
 
 
-def home_themes(session: Session, data: Any, team_id: str, user_id: str) -> None:
+def home_themes(session: Session, data: HomeData, team_id: str, user_id: str) -> None:
     summary = session.scalar(select(DigestRun.summary).where(
         DigestRun.team_id == team_id, DigestRun.status == "posted", DigestRun.summary.is_not(None))
         .order_by(DigestRun.posted_at.desc(), DigestRun.id.desc()).limit(1))

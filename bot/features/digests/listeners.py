@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from bot.core import clock
 from bot.core.common import enqueue
 from bot.features.digests import schedules as svc
-from bot.features.feedback import render
 from bot.slack.edge import Edge
+from bot.slack.render import replies
 from bot.slack.render.connect import DIGEST_REFUSAL
 from bot.slack.render.text import escape
 
@@ -24,13 +24,13 @@ def register(app: AsyncApp, edge: Edge) -> None:
         now = clock.now()
         if action in ("now", "schedule") and edge.channel_known_shared(body, context, channel):
             # Known from an earlier look; otherwise the worker asks Slack before posting or scheduling.
-            await ack(**render.ephemeral(DIGEST_REFUSAL))
+            await ack(**replies.ephemeral(DIGEST_REFUSAL))
             return
         if action == "usage":
-            await ack(**render.usage("/digest", args["problem"], svc.FORMS))
+            await ack(**replies.usage("/digest", args["problem"], svc.FORMS))
             return
         if action == "help":
-            await ack(**render.usage("/digest", "Here is what /digest can do.", svc.FORMS))
+            await ack(**replies.usage("/digest", "Here is what /digest can do.", svc.FORMS))
             return
         if action == "show":
             with edge.db.read_session() as s:
@@ -42,11 +42,11 @@ def register(app: AsyncApp, edge: Edge) -> None:
                                        tz_name=sched.timezone, now=now).astimezone(svc.zone(sched.timezone))
                     msg = (f"The digest is posted here {svc.describe(sched)}. "
                            f"Next one: {nxt.strftime('%a %-d %b %H:%M %Z')}. `/digest off` stops it.")
-            await ack(**render.ephemeral(msg, ":calendar: " + escape(msg)))
+            await ack(**replies.ephemeral(msg, ":calendar: " + escape(msg)))
             return
         if action == "off":
             changed = await edge.write(lambda s: svc.disable_schedule(s, team_id=team, channel=channel))
-            await ack(**render.ephemeral("The scheduled digest in this channel is stopped." if changed
+            await ack(**replies.ephemeral("The scheduled digest in this channel is stopped." if changed
                                          else "No digest was scheduled in this channel."))
             return
         if action == "now":
@@ -58,7 +58,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
                 return created
 
             created = await edge.write(request)
-            await ack(**render.ephemeral(
+            await ack(**replies.ephemeral(
                 "Building the digest of the last period; it will appear in this channel in a moment."
                 if created else "That digest is already on its way."))
             return
@@ -70,6 +70,6 @@ def register(app: AsyncApp, edge: Edge) -> None:
                     payload={**args, "channel": channel, "user": user, "response_url": body.get("response_url")})
 
         await edge.write(store)
-        await ack(**render.ephemeral("Scheduling… (reading your time zone)"))
+        await ack(**replies.ephemeral("Scheduling… (reading your time zone)"))
 
     app.command("/digest")(digest_command)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.features.digests.service import DigestData, DigestTheme
+from bot.features.digests.data import DigestData, DigestTheme
 from bot.slack.render import blocks as bk
 from bot.slack.render.text import SECTION_TEXT_MAX, escape, escape_truncate, link, money, quote, truncate
 

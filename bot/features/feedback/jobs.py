@@ -12,11 +12,17 @@ from bot.core import channels as channel_svc
 from bot.core.common import enqueue, queue_private
 from bot.features.feedback import render
 from bot.features.feedback import service as fb_svc
-from bot.features.feedback.service import base_reaction
 from bot.features.workspaces.audience import channel_shared, person_outside
 from bot.features.workspaces.membership import ensure_member
 from bot.queue.core import JobContext, Jobs, slack_error
-from bot.slack.richtext import Names, attachments_text, blocks_text, is_placeholder, mentioned_ids
+from bot.slack.richtext import (
+    Names,
+    attachments_text,
+    base_reaction,
+    blocks_text,
+    is_placeholder,
+    mentioned_ids,
+)
 
 log = logging.getLogger(__name__)
 jobs = Jobs()  # this module's job handlers and event routes, collected by bot/composition.py

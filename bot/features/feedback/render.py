@@ -8,6 +8,8 @@ from typing import Any
 
 from bot.slack.ids import Action, Block, Callback
 from bot.slack.render import blocks as bk
+from bot.slack.render.replies import ephemeral as ephemeral  # shared by every feature's replies
+from bot.slack.render.replies import usage as usage
 from bot.slack.render.text import INPUT_TEXT_MAX, channel_link, escape, link, mention, money, plain, quote
 
 KIND_LABELS = {"feedback": "Feedback", "idea": "Idea", "bug": "Bug", "question": "Question", "praise": "Praise"}
@@ -115,17 +117,6 @@ def details_saved(fb: FeedbackSummary) -> tuple[str, list[dict[str, Any]]]:
             [bk.section(f":pencil2: Saved *{fb.public_id}*: {_details_line(fb)}\n{quote(fb.text, 300)}")])
 
 
-def usage(command: str, problem: str, forms: list[tuple[str, str]]) -> dict[str, Any]:
-    """A private answer to a wrong command: what was wrong, then the right forms."""
-    lines = "\n".join(f"• `{escape(f)}` — {escape(d)}" for f, d in forms)
-    return {
-        "response_type": "ephemeral",
-        # The problem often quotes what was typed: the top-level text is parsed for mentions too.
-        "text": escape(f"{problem} Usage of {command}: " + "; ".join(f for f, _ in forms)),
-        "blocks": [bk.section(f":warning: {escape(problem)}\n*Usage*\n{lines}")],
-    }
-
-
 def account_question(name: str, arr: float | None, original: str) -> dict[str, Any]:
     """`/feedback account …`: map the channel, or was it feedback that starts with "account"?"""
     arr_text = f" ({money(arr)} ARR)" if arr else ""
@@ -142,12 +133,6 @@ def account_question(name: str, arr: float | None, original: str) -> dict[str, A
             ),
         ],
     }
-
-
-def ephemeral(text: str, mrkdwn: str | None = None) -> dict[str, Any]:
-    """A private reply. `text` is plain (escaped here: Slack parses a message's top-level text for
-    mentions too); `mrkdwn`, for the block, must already be escaped."""
-    return {"response_type": "ephemeral", "text": escape(text), "blocks": [bk.section(mrkdwn or escape(text))]}
 
 
 def feedback_modal(*, metadata: dict[str, Any], text: str = "", customer: str | None = None,

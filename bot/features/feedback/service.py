@@ -24,11 +24,6 @@ KINDS = ("feedback", "idea", "bug", "question", "praise")
 MAX_TEXT = 40_000  # Slack's own message ceiling; anything longer is not a message we were sent
 
 
-def base_reaction(name: str) -> str:
-    """'bulb::skin-tone-2' -> 'bulb': a skin tone is the same tag."""
-    return name.split("::", 1)[0]
-
-
 def message_key(team_id: str, channel: str, ts: str) -> str:
     """Natural key of feedback that came from a Slack message: one item per message, however captured."""
     return f"msg:{team_id}:{channel}:{ts}"

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.orm import Session
-
+from bot.features import HomeSection
 from bot.features.home.render import home_view
-from bot.features.home.service import HomeData, home_data
+from bot.features.home.service import home_data
 from bot.features.workspaces.audience import person_outside
 from bot.queue.core import JobContext, Jobs
 from bot.slack.render.connect import home_for_outsider
 
 log = logging.getLogger(__name__)
-
-# A feature's part of App Home: fn(session, data, team_id, user_id) enriches the home data (themes,
-# acks, decision flags). The composition root (bot/composition.py) hands the list to home.jobs().
-HomeSection = Callable[[Session, HomeData, str, str], None]
-
 
 def jobs(sections: Sequence[HomeSection]) -> Jobs:
     """App Home's handler and route, publishing the Home with these features' sections."""

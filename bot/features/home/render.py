@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.features.announcements.render import home_section as announcements_section
-from bot.features.home.service import HomeData
+from bot.features import HomeData
 from bot.slack.ids import Action
 from bot.slack.render import blocks as bk
 from bot.slack.render.text import (
@@ -123,7 +122,7 @@ def _subscriptions(d: HomeData) -> list[Block]:
 
 def home_view(d: HomeData) -> dict[str, Any]:
     b: list[Block] = _glance(d) + _decisions(d) + _mine(d)
-    b += announcements_section(d.extra.get("announcements") or [])
+    b += d.sections
     b += _subscriptions(d)
     # Should a future section overflow the view, drop the tail but keep the Refresh button.
     b = b[: VIEW_BLOCKS_MAX - 1]

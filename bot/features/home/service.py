@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.core import clock
 from bot.core.models import Area, Decision, Feedback, Subscription
-
-
-@dataclass
-class HomeData:
-    week_total: int = 0
-    previous_total: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
-    top_areas: list[tuple[str, int]] = field(default_factory=list)
-    themes: list[tuple[str, int]] = field(default_factory=list)
-    open_decisions: list[dict[str, Any]] = field(default_factory=list)
-    mine: list[dict[str, Any]] = field(default_factory=list)
-    subscriptions: dict[str, list[str]] = field(default_factory=dict)
-    # Totals beyond the listed rows, so the view can say "and 14 more" instead of silently clipping.
-    open_total: int = 0
-    mine_total: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+from bot.features.contracts import HomeData
 
 
 def home_data(session: Session, *, team_id: str, user_id: str, now: datetime | None = None) -> HomeData:

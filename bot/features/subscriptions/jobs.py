@@ -8,12 +8,12 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session
 
-from bot.features.announcements import service as an_svc
-from bot.features.feedback import render as fb_render
+from bot.core.common import may_announce
 from bot.features.subscriptions import service as sub_svc
 from bot.features.workspaces.membership import ensure_member
 from bot.features.workspaces.notify import send_response
 from bot.queue.core import JobContext, Jobs
+from bot.slack.render.replies import ephemeral
 from bot.slack.render.text import escape
 
 log = logging.getLogger(__name__)
@@ -27,11 +27,11 @@ def is_announcer(ctx: JobContext, user: str) -> bool:
         info = ctx.client().users_info(user=user).get("user") or {}
     except SlackApiError:
         return False
-    return an_svc.may_announce(info, user, ctx.settings.announcers)
+    return may_announce(info, user, ctx.settings.announcers)
 
 
 def _answer(ctx: JobContext, p: dict[str, Any], text: str, mrkdwn: str | None = None) -> None:
-    msg = fb_render.ephemeral(text, mrkdwn)
+    msg = ephemeral(text, mrkdwn)
     send_response(ctx, {"response_url": p.get("response_url"), "user": p["user"], "text": msg["text"],
                         "blocks": msg.get("blocks")})
 

@@ -13,9 +13,9 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from sqlalchemy.orm import Session
 
 from bot.core.common import enqueue, split_list
-from bot.features.feedback import render
 from bot.features.subscriptions import service as sub_svc
 from bot.slack.edge import Edge
+from bot.slack.render import replies
 from bot.slack.render.text import escape
 
 FORMS = [
@@ -26,7 +26,7 @@ FORMS = [
 
 
 def _listing(labels: list[str], known: list[str]) -> tuple[str, str]:
-    """(plain, mrkdwn) for render.ephemeral: area labels are the users' words."""
+    """(plain, mrkdwn) for replies.ephemeral: area labels are the users' words."""
     if labels:
         plain = "This channel is subscribed to: " + ", ".join(labels) + "."
         rich = "This channel is subscribed to: " + ", ".join(f"*{escape(a)}*" for a in labels) + "."
@@ -51,7 +51,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
         team, channel, user = await edge.workspace(body, context), body["channel_id"], body["user_id"]
         text = (body.get("text") or "").strip()
         if not split_list(text):
-            await ack(**render.ephemeral(*_channel_listing(edge, team, channel)))
+            await ack(**replies.ephemeral(*_channel_listing(edge, team, channel)))
             return
 
         def put(s: Session) -> None:
@@ -67,7 +67,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
         team, channel = await edge.workspace(body, context), body["channel_id"]
         text = (body.get("text") or "").strip()
         if not split_list(text):  # PRODUCT.md: no argument lists the channel's subscriptions
-            await ack(**render.ephemeral(*_channel_listing(edge, team, channel)))
+            await ack(**replies.ephemeral(*_channel_listing(edge, team, channel)))
             return
 
         def drop(s: Session) -> tuple[list[str], list[str], list[str]]:
@@ -81,7 +81,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
         if missing:
             parts.append("It was not subscribed to " + ", ".join(missing) + ".")
         parts.append("Still subscribed to: " + (", ".join(left) or "nothing") + ".")
-        await ack(**render.ephemeral(" ".join(parts)))  # escaped there, in the text and in the block
+        await ack(**replies.ephemeral(" ".join(parts)))  # escaped there, in the text and in the block
 
     app.command("/subscribe")(subscribe_command)
     app.command("/unsubscribe")(unsubscribe_command)
