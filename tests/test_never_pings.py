@@ -1,6 +1,6 @@
 """One session through every surface with hostile text; then everything the bot sent is searched.
 
-PRODUCT.md: a quote containing `<!channel>` or `@here` must never ping anyone from a digest or a
+README "What Loopline guarantees": a quote containing `<!channel>` or `@here` must never ping anyone from a digest or a
 confirmation, and nothing from a customer channel is posted publicly unless a person chose to.
 """
 

@@ -1,4 +1,4 @@
-"""Database tables. Natural unique keys carry the exactly-once guarantees (see ARCHITECTURE.md)."""
+"""Database tables. Natural unique keys carry the exactly-once guarantees (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ def _input(block_id: str, label: str, element: dict[str, Any], *, optional: bool
 
 
 def decision_modal(*, metadata: dict[str, Any], title: str = "", author: str | None = None) -> dict[str, Any]:
-    """Labels contain the words PRODUCT.md names: Decision, Context, Status, Owner, Due."""
+    """Labels contain the words docs/decisions.md uses: Decision, Context, Status, Owner, Due."""
     title_el: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "max_length": 255,
                                 "placeholder": {"type": "plain_text", "text": "e.g. Drop IE11 support in Q3"}}
     if title.strip():

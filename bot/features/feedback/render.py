@@ -139,7 +139,7 @@ def feedback_modal(*, metadata: dict[str, Any], text: str = "", customer: str | 
                    arr: float | None = None, area: str | None = None, kind: str = "feedback",
                    reporter: str | None = None, permalink: str | None = None,
                    title: str = "Capture feedback", submit: str = "Save") -> dict[str, Any]:
-    """The modal for new feedback and for "Add details". Labels contain the words PRODUCT.md names."""
+    """The modal for new feedback and for "Add details". Labels contain the words README "What people can do" uses."""
     context_bits = []
     if reporter:
         context_bits.append(f"Said by {mention(reporter)}")

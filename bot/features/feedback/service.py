@@ -213,7 +213,7 @@ def add_vote(session: Session, *, feedback_id: int, user_id: str, via: str) -> b
 def remove_vote(session: Session, *, feedback_id: int, user_id: str, via: str) -> Feedback | None:
     """Drop one route of support.
 
-    PRODUCT.md: removing the last tagging reaction of the person who captured an item, with no other
+    README "What people can do": removing the last tagging reaction of the person who captured an item, with no other
     votes, withdraws it. Others taking their reaction back only lose their vote.
     """
     session.execute(

@@ -66,7 +66,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
     async def unsubscribe_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         team, channel = await edge.workspace(body, context), body["channel_id"]
         text = (body.get("text") or "").strip()
-        if not split_list(text):  # PRODUCT.md: no argument lists the channel's subscriptions
+        if not split_list(text):  # docs/announcements.md: no argument lists the channel's subscriptions
             await ack(**replies.ephemeral(*_channel_listing(edge, team, channel)))
             return
 

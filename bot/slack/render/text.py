@@ -11,7 +11,7 @@ import re
 
 ELLIPSIS = "…"
 
-# Limits from Slack's Block Kit reference (see shared/reference/slack-platform-facts.md §4).
+# Limits from Slack's Block Kit reference (https://api.slack.com/reference/block-kit/blocks).
 SECTION_TEXT_MAX = 3000
 HEADER_TEXT_MAX = 150
 FIELD_TEXT_MAX = 2000
