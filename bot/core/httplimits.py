@@ -22,7 +22,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 # blocks: a message shortcut on such a message is ~640 KB even when every character is non-Latin and
 # JSON-escaped then URL-encoded (8 bytes each), a modal submission of our biggest form ~30 KB. Only a
 # message_changed event of a 40,000-character message carries four copies (~960 KB escaped), and
-# still fits. tests/test_edge_limits.py builds these and checks they are accepted.
+# still fits. tests/e2e/test_edge_limits.py builds these and checks they are accepted.
 MAX_BODY_BYTES = 1024 * 1024
 # A request line and headers over 64 KiB are refused (Slack's are under 2 KB; nginx allows 32 KB).
 MAX_HEAD_BYTES = 64 * 1024

@@ -5,7 +5,7 @@ tokenizer library for a dictionary walk would be a new native dependency on the 
 follows the rules of Hugging Face's `BertNormalizer` (clean text, pad CJK characters, strip accents,
 lowercase), `BertPreTokenizer` (split on whitespace and punctuation) and `WordPiece` (greedy
 longest match, `##` continuations, a word that cannot be covered is one `[UNK]`), which is the
-tokenizer all-MiniLM-L6-v2 ships with. tests/test_themes.py checks it id for id against the
+tokenizer all-MiniLM-L6-v2 ships with. tests/unit/test_themes.py checks it id for id against the
 `tokenizers` library on realistic text whenever that library is installed.
 """
 
