@@ -21,15 +21,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackRequestError
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.core import clock
-from bot.core.db import Database, is_postgres, is_unavailable
+from bot.core.db import Database, is_unavailable
 from bot.core.logging import bind
 from bot.core.models import Job
 from bot.core.settings import Settings
 from bot.core.slack_client import NoInstallation, SlackClients
+from bot.queue import lease
 
 log = logging.getLogger(__name__)
 
@@ -233,25 +234,17 @@ class Worker:
 
     def claim(self, limit: int | None = None) -> list[Job]:
         now = clock.now()
+        pending = (Job.status == "pending",)
         with self.db.session() as s:
-            q = (
-                select(Job)
-                .where(Job.status == "pending", Job.run_after <= now,
-                       or_(Job.locked_until.is_(None), Job.locked_until < now))
-                .order_by(Job.id)
-                .limit(limit or self.batch)
-            )
-            if is_postgres(s):
-                q = q.with_for_update(skip_locked=True)
-            jobs = list(s.scalars(q))
-            if jobs:
-                s.execute(
-                    update(Job).where(Job.id.in_([j.id for j in jobs]))
-                    .values(locked_until=now + self.lease, locked_by=self.name, attempts=Job.attempts + 1)
-                )
-                for j in jobs:
-                    j.attempts += 1
-            s.expunge_all()
+            q = (select(Job).where(*pending, Job.run_after <= now, lease.free(Job, now))
+                 .order_by(Job.id).limit(limit or self.batch))
+            seen = list(s.scalars(lease.due(s, q)))
+            s.expunge_all()  # the objects keep what was read; attempts is counted below
+            taken = lease.take(s, Job, [j.id for j in seen], now=now, until=now + self.lease, where=pending,
+                               locked_by=self.name, attempts=Job.attempts + 1)
+        jobs = [j for j in seen if j.id in taken]
+        for j in jobs:
+            j.attempts += 1
         return jobs
 
     def run_once(self, limit: int | None = None) -> int:

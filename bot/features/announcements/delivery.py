@@ -30,13 +30,14 @@ from sqlalchemy import and_, exists, func, or_, select, update
 
 from bot.core import clock
 from bot.core.common import enqueue
-from bot.core.db import Database, is_postgres
+from bot.core.db import Database
 from bot.core.models import Announcement, Delivery
 from bot.core.slack_client import make_web_client
 from bot.features import AnnouncementSent, Running
 from bot.features.announcements import render
 from bot.features.announcements import service as an_svc
 from bot.features.subscriptions import service as sub_svc
+from bot.queue import lease
 from bot.queue.core import RETRY, PermanentError, TransientError, backoff, classify
 
 if TYPE_CHECKING:
@@ -225,13 +226,11 @@ class DeliveryLoop:
                 and_(D.status == "sent", or_(A.version > D.version_sent, A.status == "retracted")),
             )
             q = (select(D).join(A, A.id == D.announcement_id)
-                 .where(D.next_attempt_at <= now, or_(D.locked_until.is_(None), D.locked_until < now), needs_work)
+                 .where(D.next_attempt_at <= now, lease.free(D, now), needs_work)
                  .order_by(D.next_attempt_at, D.id).limit(1))
             if cooling:
                 q = q.where(D.channel.not_in(cooling))
-            if is_postgres(s):
-                q = q.with_for_update(skip_locked=True, of=D)
-            d = s.scalars(q).first()
+            d = s.scalars(lease.due(s, q, of=D)).first()
             if d is None:
                 return None
             # Columns only: the relationship would load every delivery of a 1,000-channel announcement.
@@ -243,12 +242,13 @@ class DeliveryLoop:
                 action = "reconcile"
             else:
                 action = "retract" if a.status == "retracted" else "update"
-            values: dict[str, Any] = {"locked_until": now + self.LEASE}
+            values: dict[str, Any] = {}
             if action in ("post", "reconcile"):
                 values["attempts"] = D.attempts + 1
             if d.status == "pending" and action == "post":
                 values["status"] = "sending"
-            s.execute(update(D).where(D.id == d.id).values(**values))
+            if not lease.take(s, D, [d.id], now=now, until=now + self.LEASE, **values):
+                return None  # another sender took it between our read and our write
             view = render.AnnouncementView(id=a.id, title=a.title, body=a.body, areas=list(a.areas or []),
                                            author=a.author, version=a.version, status=a.status, send_at=a.send_at,
                                            retracted_by=a.retracted_by)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.core import clock
@@ -34,6 +34,7 @@ from bot.features.digests import schedules as sched_svc
 from bot.features.digests.data import CHART_THEMES, DigestData
 from bot.features.digests.service import build_digest, embedder_for, namer_for
 from bot.features.workspaces.audience import channel_shared, is_shared
+from bot.queue import lease
 from bot.queue.core import (
     RETRY,
     JobContext,
@@ -68,19 +69,17 @@ _ACTIVE = ("pending", "posting")
 def claim_run(db: Database, *, now: datetime | None = None, run_id: int | None = None) -> int | None:
     """Take the lease on one due run (or on `run_id`); None if there is none or another poster has it."""
     now = now or clock.now()
-    free = or_(DigestRun.locked_until.is_(None), DigestRun.locked_until < now)
+    active = (DigestRun.status.in_(_ACTIVE),)
     with db.session() as s:
-        q = select(DigestRun.id).where(DigestRun.status.in_(_ACTIVE), free).order_by(DigestRun.id).limit(1)
+        q = select(DigestRun.id).where(*active, lease.free(DigestRun, now)).order_by(DigestRun.id).limit(1)
         if run_id is not None:
             q = q.where(DigestRun.id == run_id)
-        rid = s.scalar(q)
+        rid = s.scalar(lease.due(s, q, of=DigestRun))
         if rid is None:
             return None
-        # The WHERE is re-checked under the row lock (PostgreSQL) / the write lock (SQLite): of two
-        # pollers that saw the same free row, exactly one updates it.
-        got = s.execute(update(DigestRun).where(DigestRun.id == rid, DigestRun.status.in_(_ACTIVE), free)
-                        .values(status="posting", locked_until=now + LEASE, attempts=DigestRun.attempts + 1))
-        return rid if got.rowcount else None  # type: ignore[attr-defined]
+        taken = lease.take(s, DigestRun, [rid], now=now, until=now + LEASE, where=active, status="posting",
+                           attempts=DigestRun.attempts + 1)
+        return rid if taken else None
 
 
 def _save(db: Database, run_id: int, **values: Any) -> None:
