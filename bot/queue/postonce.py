@@ -10,13 +10,13 @@ row before the first post, and only when that mark is set does a later attempt l
 The post itself goes through a client without the 5xx/connection-error retry handlers (they re-send
 blindly); 429 is still retried because a rate-limited call was certainly not processed. Any other
 failure is raised for the caller's retry, which comes back here with ``check=True``.
-The same technique as announcement delivery (bot/features/announcements/delivery.py), which keeps its own copy.
+Announcement delivery (bot/features/announcements/delivery.py) looks for its copies with `find_message`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -78,10 +78,11 @@ def resolve_channel(client: Any, channel: str) -> str:
     return channel
 
 
-def _messages(client: Any, channel: str, oldest: datetime, thread_ts: str | None) -> Iterator[dict[str, Any]]:
+def _messages(client: Any, channel: str, oldest: datetime, thread_ts: str | None,
+              margin: timedelta = MARGIN) -> Iterator[dict[str, Any]]:
     if oldest.tzinfo is None:  # SQLite hands back naive UTC datetimes
         oldest = oldest.replace(tzinfo=UTC)
-    since = f"{(oldest - MARGIN).timestamp():.6f}"
+    since = f"{(oldest - margin).timestamp():.6f}"
     cursor = None
     for _ in range(MAX_PAGES):
         if thread_ts:
@@ -98,12 +99,29 @@ def _messages(client: Any, channel: str, oldest: datetime, thread_ts: str | None
             return
 
 
+def _unreadable(raw: Exception, what: str, channel: str) -> bool:
+    """A channel we can't read (permanent error, e.g. a missing scope) holds nothing we can find: posting
+    is then the only way not to lose the message, exactly as if this check did not exist."""
+    if isinstance(classify(raw), PermanentError):
+        log.warning("can't look for earlier %s messages in %s: %s", what, channel, raw)
+        return True
+    return False
+
+
+def find_message(client: Any, *, channel: str, oldest: datetime, match: Callable[[dict[str, Any]], bool],
+                 what: str, thread_ts: str | None = None, margin: timedelta = MARGIN) -> str | None:
+    """The ts of the first message since `oldest` (less `margin`) that `match`es, else None."""
+    try:
+        return next((str(m["ts"]) for m in _messages(client, channel, oldest, thread_ts, margin) if match(m)), None)
+    except Exception as raw:
+        if _unreadable(raw, what, channel):
+            return None
+        raise
+
+
 def find_all(client: Any, *, channel: str, key_type: str, oldest: datetime,
              thread_ts: str | None = None) -> tuple[str, dict[str, str]]:
-    """(channel id, {key: ts}) of every message carrying `key_type` since `oldest` (in the thread, if given).
-
-    A channel we can't read (permanent error, e.g. a missing scope) is reported as holding nothing:
-    posting is then the only way not to lose the message, exactly like before this check existed."""
+    """(channel id, {key: ts}) of every message carrying `key_type` since `oldest` (in the thread, if given)."""
     found: dict[str, str] = {}
     try:
         channel = resolve_channel(client, channel)
@@ -112,8 +130,7 @@ def find_all(client: Any, *, channel: str, key_type: str, oldest: datetime,
             if meta.get("event_type") == key_type:
                 found.setdefault(str((meta.get("event_payload") or {}).get("key")), str(msg["ts"]))
     except Exception as raw:
-        if isinstance(classify(raw), PermanentError):
-            log.warning("can't look for earlier %s messages in %s: %s", key_type, channel, raw)
+        if _unreadable(raw, key_type, channel):
             return channel, {}
         raise
     return channel, found

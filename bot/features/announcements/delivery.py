@@ -39,6 +39,7 @@ from bot.features.announcements import service as an_svc
 from bot.features.subscriptions import service as sub_svc
 from bot.queue import lease
 from bot.queue.core import RETRY, PermanentError, TransientError, backoff, classify
+from bot.queue.postonce import find_message
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -339,28 +340,11 @@ class DeliveryLoop:
     # --- exactly once after a crash ------------------------------------------------------------------
 
     def find_copy(self, client: Any, c: Claimed) -> str | None:
-        """The ts of this delivery's message if a previous attempt posted it, else None."""
-        since = max(c.send_at, c.created_at) - self.HISTORY_MARGIN
-        cursor = None
-        try:
-            for _ in range(20):
-                resp = client.conversations_history(channel=c.channel, oldest=f"{since.timestamp():.6f}",
-                                                    include_all_metadata=True, limit=200, cursor=cursor)
-                for msg in resp.get("messages") or []:
-                    if render.is_copy_of(msg, c.delivery_id):
-                        return str(msg["ts"])
-                cursor = (resp.get("response_metadata") or {}).get("next_cursor")
-                if not resp.get("has_more") or not cursor:
-                    return None
-        except Exception as raw:
-            e = classify(raw)
-            if isinstance(e, PermanentError):
-                # We can't read this channel (e.g. public, never joined). Posting is then the only way
-                # not to lose the announcement; Slack will refuse it too if the channel is gone.
-                log.warning("delivery %s: can't check %s for an earlier copy (%s)", c.delivery_id, c.channel, e)
-                return None
-            raise
-        return None
+        """The ts of this delivery's message if a previous attempt posted it, else None (also when the
+        channel can't be read: posting is then the only way not to lose the announcement)."""
+        return find_message(client, channel=c.channel, oldest=max(c.send_at, c.created_at),
+                            margin=self.HISTORY_MARGIN, match=lambda m: render.is_copy_of(m, c.delivery_id),
+                            what=f"delivery {c.delivery_id}")
 
     # --- recording -------------------------------------------------------------------------------------
 
