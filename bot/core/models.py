@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from bot.core import clock
+from bot.core.ids import announcement_ref, decision_ref, feedback_ref
 
 
 def utcnow() -> datetime:
@@ -190,7 +191,7 @@ class Feedback(Base):
 
     @property
     def public_id(self) -> str:
-        return f"FB-{self.id}"
+        return feedback_ref(self.id)
 
     @property
     def vote_count(self) -> int:
@@ -240,7 +241,7 @@ class Announcement(Base):
 
     @property
     def public_id(self) -> str:
-        return f"AN-{self.id}"
+        return announcement_ref(self.id)
 
 
 class Delivery(Base):
@@ -329,7 +330,7 @@ class Decision(Base):
 
     @property
     def public_id(self) -> str:
-        return f"D-{self.id}"
+        return decision_ref(self.id)
 
     @property
     def feedback_ids(self) -> list[int]:

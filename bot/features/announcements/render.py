@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.core.ids import announcement_ref
 from bot.slack.ids import Action, Block, Callback
 from bot.slack.render import blocks as bk
 from bot.slack.render.text import (
@@ -42,7 +43,7 @@ class AnnouncementView:
 
     @property
     def public_id(self) -> str:
-        return f"AN-{self.id}"
+        return announcement_ref(self.id)
 
 
 def view_of(a: Any) -> AnnouncementView:
@@ -262,7 +263,7 @@ def home_section(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [bk.divider(), bk.section("*Your announcements*")]
     for it in items[:5]:
         acks = ", ".join(f"{channel_link(c)} {n}" for c, n in it["acks"].items()) or "no acknowledgements yet"
-        out.append(bk.context(f"*AN-{it['id']}* {escape_truncate(it['title'], 120)} · {it['status']} · "
+        out.append(bk.context(f"*{announcement_ref(it['id'])}* {escape_truncate(it['title'], 120)} · {it['status']} · "
                               f"{it['channels']} channel{'s' if it['channels'] != 1 else ''} · "
                               f":white_check_mark: {acks}"))
     return out

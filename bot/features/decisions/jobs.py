@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import clock
 from bot.core.common import is_workspace_admin, queue_private
+from bot.core.ids import decision_ref, feedback_ref
 from bot.core.models import Announcement, Decision, Feedback, Job, LoopNotification
 from bot.core.settings import Settings, get_settings
 from bot.features import HomeData
@@ -157,7 +158,7 @@ def change_status(ctx: JobContext, p: dict[str, Any]) -> None:
             return
         result = svc.apply_status_change(w, team_id=team, decision_id=d.id, status=p["status"], by=user, key=key)
     log.info("decision status %s", "changed" if result.changed else f"unchanged ({result.reason})",
-             extra={"decision": f"D-{d.id}", "user": user, "status": p["status"]})
+             extra={"decision": decision_ref(d.id), "user": user, "status": p["status"]})
 
 
 # --- closing the loop ---------------------------------------------------------------------------
@@ -278,7 +279,7 @@ def loop_reply(ctx: JobContext, p: dict[str, Any]) -> None:
         if not ok:
             with ctx.db.session() as w:
                 queue_private(w, team_id=ctx.team_id, key=f"loop.reply.failed:{nid}:{fid}", user=p["user"],
-                    text=f"I couldn't reply in the thread of FB-{fid}: {hint}", blocks=[])
+                    text=f"I couldn't reply in the thread of {feedback_ref(fid)}: {hint}", blocks=[])
             return
         earlier = _begin_reply(ctx, nid, fid)
         if earlier and earlier.get("ts"):

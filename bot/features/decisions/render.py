@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from bot.core.ids import decision_ref, feedback_ref
 from bot.slack.ids import Action, Callback
 from bot.slack.render import blocks as bk
 from bot.slack.render.connect import HIDDEN_IN_SHARED
@@ -55,7 +56,7 @@ class DecisionSummary:
 
     @property
     def public_id(self) -> str:
-        return f"D-{self.id}"
+        return decision_ref(self.id)
 
 
 def summary_of(d: Any, permalinks: dict[int, str | None] | None = None) -> DecisionSummary:
@@ -133,7 +134,7 @@ def read_decision_modal(values: dict[str, Any]) -> dict[str, Any]:
 def _feedback_line(feedback: list[LinkedFeedback]) -> str:
     if not feedback:
         return "No linked feedback yet."
-    shown = [link(f.permalink, f"FB-{f.id}") for f in feedback[:MAX_LINKS_SHOWN]]
+    shown = [link(f.permalink, feedback_ref(f.id)) for f in feedback[:MAX_LINKS_SHOWN]]
     more = f" and {len(feedback) - MAX_LINKS_SHOWN} more" if len(feedback) > MAX_LINKS_SHOWN else ""
     n = len(feedback)
     return f"*Linked feedback ({n}):* " + ", ".join(shown) + more
@@ -215,19 +216,19 @@ def loop_dm(*, notification_id: int, d: DecisionSummary, outcome: str, announcem
             f"*{d.public_id}* _{escape_truncate(d.title, 300)}_ {_outcome_words(outcome)}{ann}.")
     blocks: list[dict[str, Any]] = [bk.section(head)]
     for item in items[:20]:
-        blocks.append(bk.section(f"{link(item.permalink, f'FB-{item.id}')}\n{quote(item.text, 400)}"))
+        blocks.append(bk.section(f"{link(item.permalink, feedback_ref(item.id))}\n{quote(item.text, 400)}"))
     buttons = [_reply_button(i, d, outcome, notification_id, single=len(items) == 1) for i in items[:20] if i.can_reply]
     if buttons:
         blocks.append(bk.actions(*buttons[:5]))
         blocks.append(bk.context("Nothing is posted where the feedback was given unless you click the button."))
-    ids = ", ".join(f"FB-{i.id}" for i in items)
+    ids = ", ".join(feedback_ref(i.id) for i in items)
     text = f"{ids}: {d.public_id} {escape_truncate(d.title, 150)} {_outcome_words(outcome)}"
     return text, blocks
 
 
 def _reply_button(item: LoopItem, d: DecisionSummary, outcome: str, notification_id: int, *,
                   single: bool) -> dict[str, Any]:
-    button = bk.button("Reply in thread" if single else f"Reply in thread (FB-{item.id})", Action.LOOP_REPLY,
+    button = bk.button("Reply in thread" if single else f"Reply in thread ({feedback_ref(item.id)})", Action.LOOP_REPLY,
                        f"{notification_id}:{item.id}")
     if item.shared:
         # People of the other organisation read that thread: say what they will see before it is posted.
@@ -243,7 +244,7 @@ def _reply_button(item: LoopItem, d: DecisionSummary, outcome: str, notification
 
 
 def loop_thread_reply(*, d: DecisionSummary, outcome: str, feedback_id: int, by: str) -> str:
-    return (f":loudspeaker: Update on this feedback (FB-{feedback_id}): *{d.public_id}* "
+    return (f":loudspeaker: Update on this feedback ({feedback_ref(feedback_id)}): *{d.public_id}* "
             f"_{escape_truncate(d.title, 300)}_ {_outcome_words(outcome)}. (Shared by {mention(by)}.)")
 
 
@@ -257,7 +258,7 @@ def loop_replied(original: list[dict[str, Any]], feedback_id: int) -> list[dict[
                 out.append({**b, "elements": kept})
             continue
         out.append(b)
-    out.append(bk.context(f":speech_balloon: Replied in the thread of FB-{feedback_id}."))
+    out.append(bk.context(f":speech_balloon: Replied in the thread of {feedback_ref(feedback_id)}."))
     return out
 
 
@@ -266,9 +267,9 @@ def loop_replied(original: list[dict[str, Any]], feedback_id: int) -> list[dict[
 
 def link_modal(*, feedback_id: int, choices: list[tuple[int, str, str]], metadata: dict[str, Any]) -> dict[str, Any]:
     """Pick a decision for FB-n: a menu of the latest ones, or type an id."""
-    view_blocks: list[dict[str, Any]] = [bk.section(f"Link *FB-{feedback_id}* to a decision.")]
+    view_blocks: list[dict[str, Any]] = [bk.section(f"Link *{feedback_ref(feedback_id)}* to a decision.")]
     if choices:
-        options = [bk.option(f"D-{i} {title} ({LABELS.get(status, status).lower()})", str(i))
+        options = [bk.option(f"{decision_ref(i)} {title} ({LABELS.get(status, status).lower()})", str(i))
                    for i, title, status in choices[:100]]
         view_blocks.append(_input(B_PICK, "Decision", {"type": "static_select", "action_id": "value",
                                                        "options": options}, optional=True))
@@ -277,7 +278,7 @@ def link_modal(*, feedback_id: int, choices: list[tuple[int, str, str]], metadat
         "placeholder": {"type": "plain_text", "text": "D-3"}}, optional=True))
     return {
         "type": "modal", "callback_id": Callback.LINK_DECISION_MODAL,
-        "title": {"type": "plain_text", "text": plain(f"Link FB-{feedback_id}", 24)},
+        "title": {"type": "plain_text", "text": plain(f"Link {feedback_ref(feedback_id)}", 24)},
         "submit": {"type": "plain_text", "text": "Link"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "private_metadata": json.dumps(metadata)[:3000],
@@ -293,9 +294,9 @@ def read_link_modal(values: dict[str, Any]) -> str:
 
 def linked(feedback_id: int, d: DecisionSummary, *, added: bool) -> tuple[str, list[dict[str, Any]]]:
     if added:
-        msg = f":link: Linked *FB-{feedback_id}* to *{d.public_id}* _{escape_truncate(d.title, 200)}_."
-        text = f"Linked FB-{feedback_id} to {d.public_id}"
+        msg = f":link: Linked *{feedback_ref(feedback_id)}* to *{d.public_id}* _{escape_truncate(d.title, 200)}_."
+        text = f"Linked {feedback_ref(feedback_id)} to {d.public_id}"
     else:
-        msg = f":information_source: *FB-{feedback_id}* was already linked to *{d.public_id}*."
-        text = f"FB-{feedback_id} was already linked to {d.public_id}"
+        msg = f":information_source: *{feedback_ref(feedback_id)}* was already linked to *{d.public_id}*."
+        text = f"{feedback_ref(feedback_id)} was already linked to {d.public_id}"
     return text, [bk.section(msg)]

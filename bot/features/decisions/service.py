@@ -20,10 +20,9 @@ from bot.core.common import (
     ServiceError,
     enqueue,
     normalise_area,
-    parse_public_id,
-    parse_public_ids,
 )
 from bot.core.db import is_postgres
+from bot.core.ids import DECISION, FEEDBACK, decision_ref, feedback_ref, parse_public_id, parse_public_ids
 from bot.core.models import (
     Announcement,
     Decision,
@@ -78,15 +77,15 @@ def get_decision(session: Session, decision_id: int, *, team_id: str | None = No
 
 def find_decision(session: Session, *, team_id: str, text: str) -> Decision | None:
     """'D-3', 'd3', '3' -> the decision, if it exists in this workspace."""
-    n = parse_public_id(text, "D")
+    n = parse_public_id(text, DECISION)
     return get_decision(session, n, team_id=team_id) if n is not None else None
 
 
 def resolve_feedback_ids(session: Session, *, team_id: str, text: str | None) -> tuple[list[int], list[str]]:
     """'FB-12, FB-40' -> ([12, 40], problems). Unknown ids and junk are problems, named as typed."""
-    ids, bad = parse_public_ids(text or "", "FB")
+    ids, bad = parse_public_ids(text or "", FEEDBACK)
     problems = [f"{b} is not a feedback id (like FB-12)" for b in bad]
-    problems += [f"FB-{i} does not exist" for i in missing_feedback(session, team_id=team_id, ids=ids)]
+    problems += [f"{feedback_ref(i)} does not exist" for i in missing_feedback(session, team_id=team_id, ids=ids)]
     return ids, problems
 
 
@@ -103,7 +102,7 @@ def validate_decision_ids(session: Session, team_id: str, ids: list[int]) -> lis
     wanted = [int(i) for i in ids]
     found = set(session.scalars(select(Decision.id).where(Decision.id.in_(wanted), Decision.team_id == team_id))) \
         if wanted else set()
-    return [f"D-{i} does not exist" for i in wanted if i not in found]
+    return [f"{decision_ref(i)} does not exist" for i in wanted if i not in found]
 
 
 # --- creation -----------------------------------------------------------------------------------
@@ -216,10 +215,10 @@ def link_feedback(session: Session, *, team_id: str, decision_id: int, feedback_
     outcome, the people behind the new item hear about it too (once)."""
     d = get_decision(session, decision_id, team_id=team_id)
     if d is None:
-        raise ServiceError(f"D-{decision_id} does not exist.")
+        raise ServiceError(f"{decision_ref(decision_id)} does not exist.")
     fb = session.get(Feedback, feedback_id)
     if fb is None or fb.team_id != team_id:
-        raise ServiceError(f"FB-{feedback_id} does not exist.")
+        raise ServiceError(f"{feedback_ref(feedback_id)} does not exist.")
     added = _insert_new(session, DecisionFeedback, {"decision_id": d.id, "feedback_id": fb.id, "linked_by": by,
                                                       "created_at": utcnow()},
                           conflict=["decision_id", "feedback_id"])
@@ -293,7 +292,7 @@ def trigger_outcome(trigger: str) -> str:
 def decision_item(d: Decision) -> dict[str, Any]:
     return {"id": d.public_id, "title": d.title, "status": d.status, "owner": d.owner,
             "due": d.due.isoformat() if d.due else None, "channel": d.channel, "ts": d.ts,
-            "feedback_ids": [f"FB-{i}" for i in d.feedback_ids]}
+            "feedback_ids": [feedback_ref(i) for i in d.feedback_ids]}
 
 
 def is_overdue(d: Decision, today: date) -> bool:
@@ -341,7 +340,7 @@ def decision_record(d: Decision) -> dict[str, Any]:
     return {
         "id": d.public_id, "title": d.title, "context": d.context, "status": d.status, "owner": d.owner,
         "due": d.due.isoformat() if d.due else None, "area": d.area,
-        "feedback_ids": [f"FB-{i}" for i in d.feedback_ids], "channel": d.channel, "ts": d.ts,
+        "feedback_ids": [feedback_ref(i) for i in d.feedback_ids], "channel": d.channel, "ts": d.ts,
         "history": [{"status": e.status, "by": e.by, "at": _iso(e.at)} for e in d.history],
     }
 

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.core.ids import feedback_ref
+
 HISTORY_PERIODS = 8  # the chart's span, current period included
 CHART_THEMES = 5
 N_QUOTES = 3
@@ -74,9 +76,9 @@ class DigestData:
                        "end": self.period_end.isoformat(), "label": self.period_label},
             "total": self.total, "previous_total": self.previous_total,
             "themes": [{**{k: v for k, v in asdict(t).items() if k != "feedback_ids"},
-                        "feedback_ids": [f"FB-{i}" for i in t.feedback_ids], "trend": t.trend,
+                        "feedback_ids": [feedback_ref(i) for i in t.feedback_ids], "trend": t.trend,
                         "change_pct": t.change_pct} for t in self.themes],
-            "other": {"count": self.other_count, "feedback_ids": [f"FB-{i}" for i in self.other_ids]},
+            "other": {"count": self.other_count, "feedback_ids": [feedback_ref(i) for i in self.other_ids]},
             "kinds": self.kinds,
             "decisions": {k: self.decisions.get(k, []) for k in DECISION_STATUSES},
             "headline": self.headline, "areas": self.areas, "chart_labels": self.chart_labels,
@@ -86,7 +88,7 @@ class DigestData:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DigestData:
         def ids(xs: list[Any]) -> list[int]:
-            return [int(str(x).removeprefix("FB-")) for x in xs]
+            return [int(str(x).removeprefix(feedback_ref(""))) for x in xs]
 
         themes = [DigestTheme(title=t["title"], summary=t["summary"], count=t["count"],
                               previous_count=t["previous_count"], feedback_ids=ids(t["feedback_ids"]),

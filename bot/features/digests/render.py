@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.core.ids import feedback_ref
 from bot.features.digests.data import DigestData, DigestTheme
 from bot.slack.render import blocks as bk
 from bot.slack.render.text import SECTION_TEXT_MAX, escape, escape_truncate, link, money, quote, truncate
@@ -103,7 +104,7 @@ def theme_message(rank: int, t: DigestTheme) -> Message:
     blocks = [bk.section(head), bk.context(*[truncate(s, 1900) for s in stats])]
     for q in t.quotes[:3]:
         who = f" · {escape_truncate(q.get('customer'), 60)}" if q.get("customer") else ""
-        ref = link(q.get("permalink"), f"FB-{q['id']}") if q.get("permalink") else f"FB-{q['id']}"
+        ref = link(q.get("permalink"), feedback_ref(q['id'])) if q.get("permalink") else feedback_ref(q['id'])
         blocks.append(bk.section(f"{quote(q.get('text'), QUOTE_CHARS)}\n— {ref}{who}"))
     if t.decisions:
         ds = ", ".join(escape(x) for x in t.decisions[:20])

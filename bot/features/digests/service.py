@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core import clock
+from bot.core.ids import decision_ref
 from bot.core.models import Decision, DecisionFeedback, Feedback
 from bot.core.settings import Settings
 from bot.features.decisions.service import decision_status_report
@@ -173,7 +174,7 @@ def build_digest(session: Session, *, team_id: str, channel: str, period_key: st
     for fid, did in session.execute(select(DecisionFeedback.feedback_id, DecisionFeedback.decision_id)
                                     .join(Decision, Decision.id == DecisionFeedback.decision_id)
                                     .where(Decision.team_id == team_id)):
-        links[fid].append(f"D-{did}")
+        links[fid].append(decision_ref(did))
 
     row_of = {r.id: r for r in cur}
     for j, t in enumerate(named):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.core.ids import decision_ref, feedback_ref
 from bot.features import HomeData
 from bot.slack.ids import Action
 from bot.slack.render import blocks as bk
@@ -53,7 +54,7 @@ def _decision_line(dec: dict[str, Any], extra_flags: dict[Any, list[str]]) -> st
     # The decisions hook may append its markers to the status string; render markers from the flags only,
     # so they appear once and in one style.
     status = str(dec.get("status") or "").split(" · ")[0].replace("_", " ")
-    parts = [f"*D-{dec['id']}* {escape_truncate(dec.get('title'), 150)}", status]
+    parts = [f"*{decision_ref(dec['id'])}* {escape_truncate(dec.get('title'), 150)}", status]
     if dec.get("owner"):
         parts.append(mention(dec["owner"]))
     if dec.get("due"):
@@ -97,7 +98,7 @@ def _mine(d: HomeData) -> list[Block]:
         who = f" · {escape_truncate(f['customer'], 60)}" if f.get("customer") else ""
         words = "_(text not fetched yet)_" if f.get("text_pending") and not f["text"].strip() \
             else escape_truncate(f["text"], 200)
-        out.append(bk.context(f"{link(f.get('permalink'), 'FB-' + str(f['id']))} {words}"
+        out.append(bk.context(f"{link(f.get('permalink'), feedback_ref(f['id']))} {words}"
                               f"{who} · {_plural(int(f.get('votes') or 0), 'vote')}"))
     if not shown:
         out.append(bk.context("Nothing yet: react with :bulb: to a customer's message, or use `/feedback`."))
