@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -18,7 +18,7 @@ from bot.core import audience as rules
 from bot.core import channels as channel_svc
 from bot.core import clock
 from bot.core import workspaces as ws_svc
-from bot.core.common import job_row
+from bot.core.common import ServiceError, job_row
 from bot.core.db import Database, PointReader
 from bot.core.groupcommit import GroupCommitter
 from bot.core.models import Job
@@ -26,6 +26,9 @@ from bot.core.settings import Settings
 from bot.slack.render.connect import NOT_KNOWN_YET, OUTSIDER_REFUSAL
 
 T = TypeVar("T")
+# Work right after the ack: fn(body, client, context, respond), scheduled by Edge.ack_then.
+AfterAck = Callable[[dict[str, Any], Any, Any, Any], Awaitable[None]]
+Listener = Callable[..., Awaitable[None]]
 UNKNOWN_TEAM = "T_UNKNOWN"  # only for org-level lifecycle events, which happen in no workspace
 
 
@@ -85,6 +88,30 @@ class Edge:
                 logging.getLogger(__name__).error("after-ack task failed", exc_info=t.exception())
 
         task.add_done_callback(done)
+
+    def ack_then(self, work: AfterAck) -> Listener:
+        """A listener that acks at once and then runs `work(body, client, context, respond)` after the ack
+        (`after_ack`): for what needs the Web API right away, e.g. views.open with a 3-second trigger_id.
+        The one way Loopline works after an ack besides the worker (no Bolt lazy listeners)."""
+
+        async def listener(ack: Any, body: dict[str, Any], client: Any, context: Any, respond: Any) -> None:
+            await ack()
+            self.after_ack(work(body, client, context, respond))
+
+        return listener
+
+    async def submit(self, ack: Any, fn: Callable[[Session], object], *, errors_in: str,
+                     limit: int | None = None) -> bool:
+        """A modal's submission: write `fn` in one group-committed transaction and ack (the modal closes);
+        when the rules refuse (ServiceError), ack with the reason under the block `errors_in` instead, so
+        the person sees it on the form. True when written."""
+        try:
+            await self.write(fn)
+        except ServiceError as e:
+            await ack(response_action="errors", errors={errors_in: str(e)[:limit]})
+            return False
+        await ack()
+        return True
 
     async def is_watched(self, team_id: str, channel: str) -> bool:
         """May this channel's messages be feedback? Dropping here is final (the event is acked), so the

@@ -1,7 +1,8 @@
 """/decision, the decision modal, status buttons on the card, linking feedback, and "Reply in thread".
 
 Same pattern as feedback: parse, write in one group-committed transaction (with the jobs that will
-talk to Slack), ack. Only views.open runs in lazy listeners, because of the trigger_id's short life.
+talk to Slack), ack. Only views.open runs right after the ack (Edge.ack_then), because of the
+trigger_id's short life.
 Permission checks that need users.info happen in the worker, after the ack.
 """
 
@@ -17,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.orm import Session
 
 from bot.core.common import ServiceError, enqueue, queue_private
+from bot.core.ids import feedback_ref
 from bot.features.decisions import render
 from bot.features.decisions import service as svc
 from bot.slack.edge import Edge, team_of
@@ -31,30 +33,31 @@ def _channel_of(body: dict[str, Any]) -> str | None:
     return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
 
 
-def register(app: AsyncApp, edge: Edge) -> None:
-    async def ack_only(ack: AsyncAck) -> None:
-        await ack()
+class DecisionListeners:
+    """The listeners, each a method small enough to read and test alone; `register` below wires them."""
+
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
 
     # --- /decision -----------------------------------------------------------------------------
 
-    async def decision_command(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def decision_command(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
+                               context: AsyncBoltContext, respond: AsyncRespond) -> None:
         if (body.get("text") or "").strip().lower() == "help":
             await ack(**usage("/decision", "Here is what /decision can do.", FORMS))
             return
-        await ack()  # the lazy listener opens the modal
+        await ack()
+        self.edge.after_ack(self.open_decision_modal(body, client, context, respond))
 
-    async def open_decision_modal(body: dict[str, Any], client: AsyncWebClient) -> None:
-        if (body.get("text") or "").strip().lower() == "help":
-            return
+    async def open_decision_modal(self, body: dict[str, Any], client: AsyncWebClient, context: Any,
+                                  respond: AsyncRespond) -> None:
         view = render.decision_modal(metadata={"channel": body.get("channel_id")}, title=body.get("text") or "",
                                      author=body.get("user_id"))
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    app.command("/decision")(ack=decision_command, lazy=[open_decision_modal])
-
-    async def decision_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
-        team, user = await edge.workspace(body, context), body["user"]["id"]
-        if why := await edge.refuse_if_outside(body, context):
+    async def decision_submitted(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
+        team, user = await self.edge.workspace(body, context), body["user"]["id"]
+        if why := await self.edge.refuse_if_outside(body, context):
             await ack(response_action="errors", errors={render.B_TITLE: why})
             return
         meta = json.loads(view.get("private_metadata") or "{}")
@@ -73,7 +76,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
         except ServiceError as e:
             errors[render.B_STATUS] = str(e)
             status = "proposed"
-        with edge.db.read_session() as s:
+        with self.edge.db.read_session() as s:
             fids, problems = svc.resolve_feedback_ids(s, team_id=team, text=f["feedback"])
         if problems:
             errors[render.B_FEEDBACK] = "; ".join(problems)[:300]
@@ -87,20 +90,13 @@ def register(app: AsyncApp, edge: Edge) -> None:
                                 area=f["area"] or None, feedback_ids=fids, created_by=user,
                                 channel=meta.get("channel"))
 
-        try:
-            await edge.write(save)
-        except ServiceError as e:
-            await ack(response_action="errors", errors={render.B_TITLE: str(e)})
-            return
-        await ack()
-
-    app.view(Callback.DECISION_MODAL)(decision_submitted)
+        await self.edge.submit(ack, save, errors_in=render.B_TITLE)
 
     # --- status buttons ------------------------------------------------------------------------
 
-    async def status_clicked(ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
+    async def status_clicked(self, ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
         # The card sits in the channel, where people of another organisation may press its buttons.
-        if await edge.refuse_if_outside(body, context):
+        if await self.edge.refuse_if_outside(body, context):
             await ack()
             return
         action = body["actions"][0]
@@ -113,44 +109,39 @@ def register(app: AsyncApp, edge: Edge) -> None:
         if not did_text.isdigit() or status not in svc.STATUSES:
             await ack()
             return
-        team, user, did = await edge.workspace(body, context), body["user"]["id"], int(did_text)
+        team, user, did = await self.edge.workspace(body, context), body["user"]["id"], int(did_text)
         key = svc.request_key(str(action.get("action_ts") or body.get("trigger_id")), user, did)
 
         def record(s: Session) -> None:
             svc.request_status_change(s, team_id=team, decision_id=did, status=status, user=user, key=key,
                                       channel=_channel_of(body))
 
-        await edge.write(record)
+        await self.edge.write(record)
         await ack()
-
-    app.action(re.compile(rf"^{Action.DECISION_STATUS}:"))(status_clicked)
-    app.action(Action.DECISION_OVERFLOW)(status_clicked)
 
     # --- linking from the feedback side --------------------------------------------------------
 
-    async def open_link_modal(body: dict[str, Any], client: AsyncWebClient, context: Any,
+    async def open_link_modal(self, body: dict[str, Any], client: AsyncWebClient, context: Any,
                               respond: AsyncRespond) -> None:
-        if await edge.turned_away_after_ack(body, context, client, respond):
+        if await self.edge.turned_away_after_ack(body, context, client, respond):
             return
         value = body["actions"][0].get("value") or ""
         if not value.isdigit():
             return
         team = team_of(body)
-        with edge.db.read_session() as s:
+        with self.edge.db.read_session() as s:
             if svc.missing_feedback(s, team_id=team, ids=[int(value)]):
                 await respond(response_type="ephemeral", replace_original=False,
-                              text=f"FB-{value} doesn't exist in this workspace.")
+                              text=f"{feedback_ref(value)} doesn't exist in this workspace.")
                 return
             choices = [(d.id, d.title, d.status) for d in svc.latest_decisions(s, team_id=team, limit=100)]
         view = render.link_modal(feedback_id=int(value), choices=choices,
                                  metadata={"feedback_id": int(value), "channel": _channel_of(body)})
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    app.action(Action.FEEDBACK_LINK_DECISION)(ack=ack_only, lazy=[open_link_modal])
-
-    async def link_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
-        team, user = await edge.workspace(body, context), body["user"]["id"]
-        if why := await edge.refuse_if_outside(body, context):
+    async def link_submitted(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
+        team, user = await self.edge.workspace(body, context), body["user"]["id"]
+        if why := await self.edge.refuse_if_outside(body, context):
             await ack(response_action="errors", errors={render.B_TYPED: why})
             return
         meta = json.loads(view.get("private_metadata") or "{}")
@@ -159,7 +150,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
         if not wanted:
             await ack(response_action="errors", errors={render.B_TYPED: "Pick a decision or type its id, e.g. D-3."})
             return
-        with edge.db.read_session() as s:
+        with self.edge.db.read_session() as s:
             d = svc.find_decision(s, team_id=team, text=wanted)
             did = d.id if d else None
         if did is None:
@@ -175,23 +166,16 @@ def register(app: AsyncApp, edge: Edge) -> None:
             key = f"linked:{view['id']}:{view.get('hash', '')}"
             queue_private(s, key=key, team_id=team, user=user, text=text, blocks=blocks, channel=channel)
 
-        try:
-            await edge.write(link)
-        except ServiceError as e:
-            await ack(response_action="errors", errors={render.B_TYPED: str(e)})
-            return
-        await ack()
-
-    app.view(Callback.LINK_DECISION_MODAL)(link_submitted)
+        await self.edge.submit(ack, link, errors_in=render.B_TYPED)
 
     # --- closing the loop: the person chose to reply where the feedback was given --------------
 
-    async def loop_reply(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+    async def loop_reply(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         nid_text, _, fid_text = (body["actions"][0].get("value") or "").partition(":")
         if not (nid_text.isdigit() and fid_text.isdigit()):
             await ack()
             return
-        team, user = await edge.workspace(body, context), body["user"]["id"]
+        team, user = await self.edge.workspace(body, context), body["user"]["id"]
         container = body.get("container") or {}
 
         def record(s: Session) -> None:
@@ -201,7 +185,16 @@ def register(app: AsyncApp, edge: Edge) -> None:
                              "dm_channel": container.get("channel_id") or _channel_of(body),
                              "dm_ts": container.get("message_ts")})
 
-        await edge.write(record)
+        await self.edge.write(record)
         await ack()
 
-    app.action(Action.LOOP_REPLY)(loop_reply)
+
+def register(app: AsyncApp, edge: Edge) -> None:
+    on = DecisionListeners(edge)
+    app.command("/decision")(on.decision_command)
+    app.view(Callback.DECISION_MODAL)(on.decision_submitted)
+    app.action(re.compile(rf"^{Action.DECISION_STATUS}:"))(on.status_clicked)
+    app.action(Action.DECISION_OVERFLOW)(on.status_clicked)
+    app.action(Action.FEEDBACK_LINK_DECISION)(edge.ack_then(on.open_link_modal))
+    app.view(Callback.LINK_DECISION_MODAL)(on.link_submitted)
+    app.action(Action.LOOP_REPLY)(on.loop_reply)
