@@ -39,19 +39,23 @@ def _listing(labels: list[str], known: list[str]) -> tuple[str, str]:
     return plain + hint, rich + hint
 
 
-def _channel_listing(edge: Edge, team: str, channel: str) -> tuple[str, str]:
-    with edge.db.read_session() as s:
-        labels = sub_svc.channel_subscriptions(s, team_id=team, channel_id=channel)
-        known = [a.label for a in sub_svc.known_areas(s, team_id=team)]
-    return _listing(labels, known)
+class SubscriptionListeners:
+    """The listeners, each a method small enough to read and test alone; `register` below wires them."""
 
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
 
-def register(app: AsyncApp, edge: Edge) -> None:
-    async def subscribe_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
-        team, channel, user = await edge.workspace(body, context), body["channel_id"], body["user_id"]
+    def _listing(self, team: str, channel: str) -> tuple[str, str]:
+        with self.edge.db.read_session() as s:
+            labels = sub_svc.channel_subscriptions(s, team_id=team, channel_id=channel)
+            known = [a.label for a in sub_svc.known_areas(s, team_id=team)]
+        return _listing(labels, known)
+
+    async def subscribe_command(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        team, channel, user = await self.edge.workspace(body, context), body["channel_id"], body["user_id"]
         text = (body.get("text") or "").strip()
         if not split_list(text):
-            await ack(**replies.ephemeral(*_channel_listing(edge, team, channel)))
+            await ack(**replies.ephemeral(*self._listing(team, channel)))
             return
 
         def put(s: Session) -> None:
@@ -60,21 +64,21 @@ def register(app: AsyncApp, edge: Edge) -> None:
                     payload={"channel": channel, "user": user, "text": text,
                              "response_url": body.get("response_url")})
 
-        await edge.write(put)
+        await self.edge.write(put)
         await ack()  # the worker answers (it has to join the channel first)
 
-    async def unsubscribe_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
-        team, channel = await edge.workspace(body, context), body["channel_id"]
+    async def unsubscribe_command(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        team, channel = await self.edge.workspace(body, context), body["channel_id"]
         text = (body.get("text") or "").strip()
         if not split_list(text):  # docs/announcements.md: no argument lists the channel's subscriptions
-            await ack(**replies.ephemeral(*_channel_listing(edge, team, channel)))
+            await ack(**replies.ephemeral(*self._listing(team, channel)))
             return
 
         def drop(s: Session) -> tuple[list[str], list[str], list[str]]:
             removed, missing = sub_svc.unsubscribe(s, team_id=team, channel_id=channel, text=text)
             return removed, missing, sub_svc.channel_subscriptions(s, team_id=team, channel_id=channel)
 
-        removed, missing, left = await edge.write(drop)
+        removed, missing, left = await self.edge.write(drop)
         parts = []
         if removed:
             parts.append("Unsubscribed this channel from " + ", ".join(removed) + ".")
@@ -83,5 +87,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
         parts.append("Still subscribed to: " + (", ".join(left) or "nothing") + ".")
         await ack(**replies.ephemeral(" ".join(parts)))  # escaped there, in the text and in the block
 
-    app.command("/subscribe")(subscribe_command)
-    app.command("/unsubscribe")(unsubscribe_command)
+
+def register(app: AsyncApp, edge: Edge) -> None:
+    on = SubscriptionListeners(edge)
+    app.command("/subscribe")(on.subscribe_command)
+    app.command("/unsubscribe")(on.unsubscribe_command)
