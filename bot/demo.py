@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bot.core import clock
 from bot.devtools import demo_steps
@@ -23,11 +23,14 @@ from bot.devtools.demo_text import blocks_text as _blocks_text
 from bot.devtools.demo_text import say as _say
 from bot.devtools.demo_text import show as _show
 
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
 SECRET = "demo-signing-secret"
 
 
 class _Server:
-    def __init__(self, rt: Any):
+    def __init__(self, rt: Runtime):
         import uvicorn
 
         from bot.server import create_asgi_app

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.async_app import AsyncApp
 
 from bot import composition
 from bot.core.db import Database
@@ -15,6 +17,9 @@ from bot.features import Exporter, Feature, Periodic, Running
 from bot.queue.core import Worker
 from bot.slack.app import build_app
 from bot.slack.edge import Edge
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +53,7 @@ class Runtime:
         self.writer = GroupCommitter(self.db, on_commit=self.worker.wake)
         self.worker.edge_busy = self.writer.busy
         self.edge = Edge(settings, self.db, self.writer, multi_workspace=self.oauth_stores is not None)
-        self.scheduler: Any = None
+        self.scheduler: BackgroundScheduler | None = None
         self._running: list[Running] = []
         self._identity: dict[str, Any] | None = None
 
@@ -72,7 +77,7 @@ class Runtime:
                                   "bot_id": resp.get("bot_id"), "enterprise_id": resp.get("enterprise_id")}
         return self._identity
 
-    def build_app(self, *, request_verification: bool = True) -> Any:
+    def build_app(self, *, request_verification: bool = True) -> AsyncApp:
         identity = None if self.oauth_stores else self.bot_identity()
         return build_app(self.edge, listeners=composition.listeners(self.features), bot_identity=identity,
                          oauth_stores=self.oauth_stores,

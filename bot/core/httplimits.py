@@ -130,7 +130,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     max_connections = MAX_CONNECTIONS
 
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._waiting = _WAITING.setdefault(self.server_state, {})
         self._head_timer: asyncio.TimerHandle | None = None

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
@@ -98,7 +99,7 @@ class JobContext:
     attempts: int
     created_at: datetime | None = None
 
-    def client(self, *, retries: bool = True) -> Any:
+    def client(self, *, retries: bool = True) -> WebClient:
         return self.slack.for_team(self.team_id, retries=retries)
 
 

@@ -61,7 +61,7 @@ def metadata(key_type: str, key: str) -> dict[str, Any]:
     return {"event_type": key_type, "event_payload": {"key": key}}
 
 
-def no_resend(client: Any) -> Any:
+def no_resend(client: WebClient) -> WebClient:
     """A sibling of `client` that never re-sends a call Slack may have processed (5xx, dropped connection)."""
     if not isinstance(client, WebClient):
         return client
@@ -70,7 +70,7 @@ def no_resend(client: Any) -> Any:
                      retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)])
 
 
-def resolve_channel(client: Any, channel: str) -> str:
+def resolve_channel(client: WebClient, channel: str) -> str:
     """A user id names their DM with the bot for chat.postMessage; reading history needs the D… id."""
     if channel[:1] in ("U", "W"):
         resp = client.conversations_open(users=channel)
@@ -78,7 +78,7 @@ def resolve_channel(client: Any, channel: str) -> str:
     return channel
 
 
-def _messages(client: Any, channel: str, oldest: datetime, thread_ts: str | None,
+def _messages(client: WebClient, channel: str, oldest: datetime, thread_ts: str | None,
               margin: timedelta = MARGIN) -> Iterator[dict[str, Any]]:
     if oldest.tzinfo is None:  # SQLite hands back naive UTC datetimes
         oldest = oldest.replace(tzinfo=UTC)
@@ -108,7 +108,7 @@ def _unreadable(raw: Exception, what: str, channel: str) -> bool:
     return False
 
 
-def find_message(client: Any, *, channel: str, oldest: datetime, match: Callable[[dict[str, Any]], bool],
+def find_message(client: WebClient, *, channel: str, oldest: datetime, match: Callable[[dict[str, Any]], bool],
                  what: str, thread_ts: str | None = None, margin: timedelta = MARGIN) -> str | None:
     """The ts of the first message since `oldest` (less `margin`) that `match`es, else None."""
     try:
@@ -119,7 +119,7 @@ def find_message(client: Any, *, channel: str, oldest: datetime, match: Callable
         raise
 
 
-def find_all(client: Any, *, channel: str, key_type: str, oldest: datetime,
+def find_all(client: WebClient, *, channel: str, key_type: str, oldest: datetime,
              thread_ts: str | None = None) -> tuple[str, dict[str, str]]:
     """(channel id, {key: ts}) of every message carrying `key_type` since `oldest` (in the thread, if given)."""
     found: dict[str, str] = {}
@@ -136,14 +136,14 @@ def find_all(client: Any, *, channel: str, key_type: str, oldest: datetime,
     return channel, found
 
 
-def find(client: Any, *, channel: str, key_type: str, key: str, oldest: datetime,
+def find(client: WebClient, *, channel: str, key_type: str, key: str, oldest: datetime,
          thread_ts: str | None = None) -> tuple[str, str] | None:
     """(channel id, ts) of a message carrying this key, posted since `oldest`, else None."""
     channel, found = find_all(client, channel=channel, key_type=key_type, oldest=oldest, thread_ts=thread_ts)
     return (channel, found[key]) if key in found else None
 
 
-def post_once(client: Any, *, channel: str, key_type: str, key: str, started: datetime | None,
+def post_once(client: WebClient, *, channel: str, key_type: str, key: str, started: datetime | None,
               thread_ts: str | None = None, **post_kwargs: Any) -> Posted:
     """chat.postMessage unless an earlier attempt (marked by `started`) already posted this key.
 

@@ -20,12 +20,12 @@ def parse_body(body: str, content_type: str | None) -> dict[str, Any]:
     if not body:
         return {}
     if (content_type is not None and content_type == "application/json") or body.startswith("{"):
-        return json.loads(body)  # type: ignore[no-any-return]
+        return json.loads(body)
     params = dict(parse_qsl(body, keep_blank_values=True))
     if "payload" in params and len(params) == 1:
-        return json.loads(params["payload"])  # type: ignore[no-any-return]
+        return json.loads(params["payload"])
     return params
 
 
-_async_request.parse_body = parse_body  # type: ignore[attr-defined]
-_request.parse_body = parse_body  # type: ignore[attr-defined]
+_async_request.parse_body = parse_body
+_request.parse_body = parse_body

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from slack_sdk import WebClient
 from sqlalchemy import and_, exists, func, or_, select, update
 
 from bot.core import clock
@@ -339,7 +340,7 @@ class DeliveryLoop:
 
     # --- exactly once after a crash ------------------------------------------------------------------
 
-    def find_copy(self, client: Any, c: Claimed) -> str | None:
+    def find_copy(self, client: WebClient, c: Claimed) -> str | None:
         """The ts of this delivery's message if a previous attempt posted it, else None (also when the
         channel can't be read: posting is then the only way not to lose the announcement)."""
         return find_message(client, channel=c.channel, oldest=max(c.send_at, c.created_at),

@@ -36,7 +36,7 @@ jobs = Jobs()  # this module's job handlers and event routes, collected by bot/c
 def _summary(s: Session, d: Decision) -> render.DecisionSummary:
     permalinks = dict(s.execute(select(Feedback.id, Feedback.permalink).where(Feedback.id.in_(d.feedback_ids))).all()) \
         if d.feedback_ids else {}
-    return render.summary_of(d, permalinks)  # type: ignore[arg-type]
+    return render.summary_of(d, permalinks)
 
 
 def _flags(d: Decision, now: datetime, stale_days: int) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -124,13 +125,13 @@ def build_for_run(db: Database, settings: Settings, run: DigestRun, *, llm: bool
 PARENT_KEY, REPLY_KEY = "loopline_digest", "loopline_digest_reply"
 
 
-def _post(client: Any, channel: str, msg: dict[str, Any], *, key_type: str, key: str,
+def _post(client: WebClient, channel: str, msg: dict[str, Any], *, key_type: str, key: str,
           started: datetime | None = None, thread_ts: str | None = None) -> str:
     return post_once(client, channel=channel, key_type=key_type, key=key, started=started, thread_ts=thread_ts,
                      text=msg["text"], blocks=msg["blocks"], unfurl_links=False, unfurl_media=False).ts
 
 
-def post_run(db: Database, settings: Settings, client: Any, run_id: int, *,
+def post_run(db: Database, settings: Settings, client: WebClient, run_id: int, *,
              progress: Callable[[str], None] | None = None) -> DigestRun:
     """Post (or continue posting) one claimed run. Raises Slack errors for the caller to classify.
 
@@ -185,7 +186,7 @@ def post_run(db: Database, settings: Settings, client: Any, run_id: int, *,
     return run
 
 
-def upload_chart(client: Any, channel: str, thread_ts: str, data: DigestData) -> str:
+def upload_chart(client: WebClient, channel: str, thread_ts: str, data: DigestData) -> str:
     """The 8-period chart into the thread; a chart that can't be uploaded is noted, not retried forever."""
     from bot.features.digests.charts import theme_volume_png  # lazy: matplotlib costs ~0.5 s to import
 
@@ -203,7 +204,7 @@ def upload_chart(client: Any, channel: str, thread_ts: str, data: DigestData) ->
     return str(f.get("id") or "uploaded")
 
 
-def run_due(db: Database, settings: Settings, client_for: Any, *, limit: int = 10) -> int:
+def run_due(db: Database, settings: Settings, client_for: Callable[[str], WebClient], *, limit: int = 10) -> int:
     """Claim and post due runs; returns how many were handled."""
     handled = 0
     for _ in range(limit):
@@ -236,7 +237,7 @@ def refuse_shared(db: Database, rid: int) -> None:
     log.info("digest run %s refused: its channel is shared with another organisation", rid)
 
 
-def process_claimed(db: Database, settings: Settings, client_for: Any, rid: int, *,
+def process_claimed(db: Database, settings: Settings, client_for: Callable[[str], WebClient], rid: int, *,
                     progress: Callable[[str], None] | None = None) -> None:
     with db.read_session() as s:
         run = s.get(DigestRun, rid)

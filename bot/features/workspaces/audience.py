@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.core import audience as rules
@@ -62,7 +63,7 @@ def channel_shared(ctx: JobContext, channel: str | None, *, fresh: bool = False)
     return is_shared(ctx.db, ctx.client(), ctx.team_id or "", channel, fresh=fresh)
 
 
-def is_shared(db: Database, client: Any, team: str, channel: str | None, *, fresh: bool = False) -> bool:
+def is_shared(db: Database, client: WebClient, team: str, channel: str | None, *, fresh: bool = False) -> bool:
     if not channel:
         return False
     now = clock.now()
