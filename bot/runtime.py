@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.db import Database
 from bot.groupcommit import GroupCommitter
+from bot.metrics import Metrics, queue_reading
 from bot.settings import Settings
 from bot.slack.client import SlackClients, make_web_client
 from bot.slack.edge import Edge
@@ -39,8 +40,11 @@ def _prune(rt: Runtime) -> None:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, migrate: bool = True):
+    def __init__(self, settings: Settings, *, migrate: bool = True, metrics: Metrics | None = None):
         self.settings = settings
+        # This process's metrics (GET /metrics, `scheduler --metrics-port`): its own registry, handed
+        # to the parts that count.
+        self.metrics = metrics if metrics is not None else Metrics()
         keys = settings.require_encryption_keys() if settings.oauth_enabled else []
         self.db = Database(settings.database_url)
         if migrate:
@@ -50,9 +54,12 @@ class Runtime:
             from bot.slack.oauth import TokenCipher, make_stores
 
             self.oauth_stores = make_stores(settings.slack_client_id or "", self.db.engine, TokenCipher(keys))
-        self.slack = SlackClients(settings, self.oauth_stores[0] if self.oauth_stores else None, self.db)
+        self.slack = SlackClients(settings, self.oauth_stores[0] if self.oauth_stores else None, self.db,
+                                  metrics=self.metrics)
         self.worker = Worker(self.db, self.slack, settings)
-        self.writer = GroupCommitter(self.db, on_commit=self.worker.wake)
+        self.writer = GroupCommitter(self.db, on_commit=self.worker.wake, on_batch=self.metrics.observe_batch)
+        self.metrics.watch(lambda: queue_reading(self.db, self.worker, self.metrics.db_ttl),
+                           lambda: self.worker.running)
         self.worker.edge_busy = self.writer.busy
         self.edge = Edge(settings, self.db, self.writer, multi_workspace=self.oauth_stores is not None)
         self.scheduler: Any = None
@@ -71,7 +78,7 @@ class Runtime:
                 from bot.settings import ConfigError
 
                 try:
-                    resp = make_web_client(self.settings, token).auth_test()
+                    resp = make_web_client(self.settings, token, metrics=self.metrics).auth_test()
                 except SlackApiError as e:
                     raise ConfigError(f"SLACK_BOT_TOKEN was refused by Slack ({e.response.get('error')})") from None
                 except OSError as e:
@@ -86,7 +93,7 @@ class Runtime:
 
         identity = None if self.oauth_stores else self.bot_identity()
         return build_app(self.edge, bot_identity=identity, oauth_stores=self.oauth_stores,
-                         request_verification=request_verification)
+                         request_verification=request_verification, metrics=self.metrics)
 
     def start_background(self, *, worker: bool = True, scheduler: bool = True) -> None:
         # Features register their periodic jobs and worker passes on import.

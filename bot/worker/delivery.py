@@ -198,7 +198,8 @@ class DeliveryLoop:
             if client is None:
                 # No built-in retry handlers: 429s and 5xx come back to us, so no sender sleeps on a lease.
                 client = self._clients[token] = make_web_client(self.settings, token, retries=False,
-                                                                 timeout=self.CALL_TIMEOUT)
+                                                                 timeout=self.CALL_TIMEOUT,
+                                                                 metrics=getattr(self.slack, "metrics", None))
             return client
 
     def _wait_for_slot(self, team_id: str) -> bool:
@@ -438,6 +439,7 @@ _LOOPS: list[DeliveryLoop] = []  # running loops of this process (tests and the 
 
 def start(rt: Runtime) -> Callable[[], None]:
     loop = DeliveryLoop(rt.db, rt.slack, rt.settings, wake_jobs=rt.worker.wake)
+    loop.stats = rt.metrics.count_deliveries(loop.stats)  # each outcome also counted in /metrics
     # The job worker runs a pass after every edge commit and once a second: let it nudge us too, so a
     # "send now" announcement goes out within a few milliseconds of the modal's submit.
     rt.worker.periodic.append(lambda _w: loop.wake())
