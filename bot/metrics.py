@@ -423,3 +423,43 @@ def queue_reading(db: Any, worker: Any, ttl: float) -> dict[str, Any]:
                          .group_by(Delivery.status)).all()
     out["deliveries"] = {status: 0 for status in OPEN_DELIVERY} | {str(st): int(n) for st, n in rows}
     return out
+
+
+# --- a port of its own (`loopline scheduler --metrics-port`) --------------------------------------------
+
+
+def serve_metrics(metrics: Metrics, host: str, port: int, *, token: str | None = None) -> Callable[[], None]:
+    """GET /metrics on host:port from a small threaded HTTP server (standard library); returns its stop
+    function. Same text, caching and optional bearer token as `loopline serve`'s /metrics."""
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ.get("PATH_INFO") != "/metrics" or environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found\n"]
+        if not authorised(token, environ.get("HTTP_AUTHORIZATION")):
+            start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")])
+            return [b"unauthorised\n"]
+        body = metrics.render()
+        start_response("200 OK", [("Content-Type", metrics.content_type), ("Content-Length", str(len(body)))])
+        return [body]
+
+    httpd = make_server(host, port, app, server_class=Server, handler_class=Quiet)
+    thread = threading.Thread(target=httpd.serve_forever, name="loopline-metrics-http", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+    return stop
