@@ -255,16 +255,11 @@ def test_a_scrape_while_the_database_hangs_answers_at_once(fake, db, db_url):
     settings = load_settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
                              slack_api_url=fake.base_url, database_url=url, loopline_log_format="text")
     srv = RunningServer(settings, metrics=Metrics(db_ttl=0, render_ttl=0))
-    blackhole = None
     try:
         with httpx.Client(timeout=10) as http:
             assert value(scrape(http, srv.url), "loopline_database_up") == 1.0
-            # PostgreSQL stops answering: connections are accepted by the kernel and never spoken to.
-            proxy.cut()
-            blackhole = socket.socket()
-            blackhole.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            blackhole.bind(("127.0.0.1", proxy.port))
-            blackhole.listen(64)
+            # PostgreSQL stops answering: connections are accepted and never spoken to.
+            proxy.stall()
             for _ in range(3):
                 t = time.monotonic()
                 m = scrape(http, srv.url)
@@ -277,7 +272,5 @@ def test_a_scrape_while_the_database_hangs_answers_at_once(fake, db, db_url):
             assert http.get(srv.url + "/slack/events").status_code == 405
             assert time.monotonic() - t < 1.0
     finally:
-        if blackhole is not None:
-            blackhole.close()
         proxy.close()
         srv.stop()
