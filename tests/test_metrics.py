@@ -179,8 +179,11 @@ def test_production_caching_serves_a_burst_of_scrapes_from_one_reading(settings,
     srv = RunningServer(settings)
     try:
         with httpx.Client(timeout=10) as http:
-            first = http.get(srv.url + "/metrics").text
-            assert all(http.get(srv.url + "/metrics").text == first for _ in range(20))
+            t0 = time.monotonic()
+            bodies = {http.get(srv.url + "/metrics").text for _ in range(30)}
+            elapsed = time.monotonic() - t0
+        # Each rendering is reused for a second (process_cpu_seconds_total alone changes between two).
+        assert len(bodies) <= 1 + int(elapsed), (len(bodies), elapsed)
     finally:
         srv.stop()
 
