@@ -144,6 +144,9 @@ class Metrics:
             buckets=DIGEST_BUCKETS, registry=r)
         self.digest_themes = Histogram(
             "loopline_digest_themes", "Themes found per digest built", buckets=THEME_BUCKETS, registry=r)
+        self.renders = Counter(
+            "loopline_metrics_renders", "Times this process rendered /metrics (each rendering is reused for "
+            "a second, so a burst of scrapes costs one)", registry=r)
         self.queue = QueueCollector(self)
         r.register(self.queue)
         self._rendered: tuple[float, bytes] | None = None
@@ -200,6 +203,7 @@ class Metrics:
         with self._render_lock:
             now = time.monotonic()
             if self._rendered is None or now - self._rendered[0] >= self.render_ttl:
+                self.renders.inc()
                 self._rendered = (time.monotonic(), generate_latest(self.registry))
             return self._rendered[1]
 
