@@ -152,7 +152,11 @@ def test_in_call_retries_are_counted_by_method_and_reason(server, slack, fake, d
     ts = fake.add_message("C0SALES", "SSO login loops back to the start page on Safari 17", user=CUSTOMER)
     fake.fail_next("*", "ratelimited", retry_after=1, times=1)
     slack.reaction("reaction_added", user=REP, channel="C0SALES", ts=ts, reaction="bug")
-    wait(lambda: export(db), 15, "for the capture")
+    # (the item is stored as soon as the worker sees the reaction; the retried fetch comes after)
+    wait(lambda: delta(before, scrape(slack.http, server.url), "loopline_slack_retries_total") >= 1, 20,
+         "for the retry")
+    server.settle()
+    fake.wait_until(lambda: fake.ephemerals(user=REP), 10, "for the confirmation")
     after = scrape(slack.http, server.url)
     assert delta(before, after, "loopline_slack_retries_total", reason="ratelimited") == 1
     assert delta(before, after, "loopline_slack_rate_limited_total") == 1
