@@ -7,8 +7,8 @@ in the tests, each count their own). The parts only get small call sites:
 
 * the HTTP edge (bot/server.py): `RequestMeter`, an ASGI middleware around /slack/events, times each
   request from its arrival to its response and counts it by kind and outcome;
-* the group committer (bot/groupcommit.py): the size of every batch;
-* the Web API clients (bot/slack/client.py): `SlackCallMeter`, a slack-sdk retry handler that never
+* the group committer (bot/core/groupcommit.py): the size of every batch;
+* the Web API clients (bot/core/slack_client.py): `SlackCallMeter`, a slack-sdk retry handler that never
   retries but is shown every HTTP answer (slack-sdk asks retry handlers about each one, success
   included), counts calls by method and result; the real retry handlers are wrapped to count retries.
   Bolt copies the handler list into its per-request clients, so listeners' calls are counted too;
@@ -418,8 +418,8 @@ def queue_reading(db: Any, worker: Any, ttl: float) -> dict[str, Any]:
     index ix_jobs_due) and one count of open deliveries by status (over index ix_deliveries_due)."""
     from sqlalchemy import func, select
 
-    from bot.models import Delivery
-    from bot.services.announcements import OPEN_DELIVERY
+    from bot.core.models import Delivery
+    from bot.features.announcements.service import OPEN_DELIVERY
 
     out = dict(worker.backlog(max_age=ttl))
     with db.read_session() as s:

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.httplimits import INSTALL_BURST, INSTALL_PER_SECOND, BodyLimits, RateLimiter, uvicorn_limits
+from bot.core.httplimits import INSTALL_BURST, INSTALL_PER_SECOND, BodyLimits, RateLimiter, uvicorn_limits
 from bot.metrics import RequestMeter, authorised, request_kind
 from bot.runtime import Runtime
 

@@ -16,9 +16,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
+from bot.core.settings import Settings, load_settings
+from bot.features.subscriptions import service as sub_svc
 from bot.metrics import Metrics
-from bot.services import subscriptions as sub_svc
-from bot.settings import Settings, load_settings
 from tests.conftest import ADMIN, BOT_TOKEN, CUSTOMER, PM, REP, REPO, SIGNING_SECRET, RunningServer, export
 from tests.support.slack_requests import SlackSender
 from tests.test_announcements_e2e import modal_values
