@@ -244,6 +244,10 @@ class Announcement(Base):
         return announcement_ref(self.id)
 
 
+# Deliveries still to be posted (or being posted): what the delivery loop and /metrics count as open.
+OPEN_DELIVERY = ("pending", "sending")
+
+
 class Delivery(Base):
     """One announcement in one channel: the outbox row the worker claims, posts and records."""
 

@@ -22,11 +22,11 @@ from bot.core.common import (
     insert_ignore_many,
     normalise_area,
 )
+from bot.core.models import OPEN_DELIVERY as OPEN_DELIVERY  # the delivery loop reads it here
 from bot.core.models import Acknowledgement, Announcement, Delivery, ViewGrant
 from bot.features.subscriptions.service import channels_for_areas
 
 EXPORT_FIELDS = ["id", "title", "body", "areas", "author", "status", "send_at", "deliveries"]
-OPEN_DELIVERY = ("pending", "sending")
 # A copy posted more than this after its send_at (the process was down, or the queue was long) is late.
 LATE_AFTER = timedelta(minutes=2)
 TITLE_MAX = 150  # a header block's limit
