@@ -33,7 +33,7 @@ def build_app(edge: Edge, *, listeners: Sequence[Callable[[AsyncApp, Edge], None
     settings = edge.settings
     signing_secret = settings.secret("slack_signing_secret") or ""
     # Listeners run before the HTTP response: they only write to the database (group-committed,
-    # ~1 ms) and leave network work to lazy listeners and the worker. See README "Design" (AsyncApp on uvicorn).
+    # ~1 ms) and leave network work to the worker (or, for views.open, to Edge.ack_then). See README "Design" (AsyncApp on uvicorn).
     common: dict[str, Any] = {"signing_secret": signing_secret, "process_before_response": True,
                               "request_verification_enabled": request_verification, "ignoring_self_events_enabled": True}
     if oauth_stores is not None:
