@@ -4,7 +4,6 @@ after real work (signed requests in, the fake Slack Web API out), and the right 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from bot.features.subscriptions import service as sub_svc
 from bot.metrics import Metrics
 from tests.support.announcements import modal_values
 from tests.support.env import ADMIN, BOT_TOKEN, CUSTOMER, PM, REP, REPO, SIGNING_SECRET, RunningServer, export
+from tests.support.process import free_port
 from tests.support.slack_requests import SlackSender
 
 FEEDBACK = "Exports to CSV drop the 'ARR (€)' column when the account name has a comma — Acme, Inc. & co <!here>"
@@ -207,14 +207,9 @@ def test_metrics_token_when_set(settings, fake, db):
         srv.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def test_scheduler_metrics_port(fake, db, db_url):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_API_URL": fake.base_url, "DATABASE_URL": db_url,
            "LOOPLINE_LOG_FORMAT": "text", "LOOPLINE_EMBEDDER": "tfidf"}
     proc = subprocess.Popen([sys.executable, "-m", "bot", "scheduler", "--metrics-host", "127.0.0.1",
