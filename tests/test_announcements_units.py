@@ -14,7 +14,7 @@ from bot.services import announcements as an_svc
 from bot.services import subscriptions as sub_svc
 from bot.services.common import ServiceError
 from bot.slack.render import announcement as render
-from bot.worker.delivery import TokenBucket
+from bot.worker.budget import TokenBucket
 
 TEAM = "T0001"
 
