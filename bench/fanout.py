@@ -178,6 +178,16 @@ def main() -> int:
         failed = s.query(Delivery).filter(Delivery.announcement_id == aid, Delivery.status == "failed").count()
     floor = args.channels / args.fake_rate
     posts = fake.call_count("chat.postMessage")
+    # When the 429s came (arrival times at the fake): bunched arrivals after a stall (a starved process on a
+    # loaded machine) show as 429s close together.
+    arrivals = sorted(c.at for c in fake.calls_to("chat.postMessage"))
+    limited = sorted(c.at for c in fake.calls_to("chat.postMessage") if c.status == 429)
+    episodes = sum(1 for i, t in enumerate(limited) if i == 0 or t - limited[i - 1] > 2.0)
+    j, busiest = 0, 0
+    for i, t in enumerate(arrivals):
+        while arrivals[j] < t - 1.0:
+            j += 1
+        busiest = max(busiest, i - j + 1)
     print(f"channels={args.channels} app_rate={args.rate}/s fake_cap={args.fake_rate}/s latency={args.latency}s "
           f"db={'postgresql' if db_url.startswith('postgres') else 'sqlite'} schedulers={args.schedulers} "
           f"kill={'yes' if args.kill else 'no'} repo={repo}")
@@ -186,6 +196,8 @@ def main() -> int:
           f"5xx={fake.stats['5xx']} postMessage_calls={posts} "
           f"history_calls={fake.call_count('conversations.history')} "
           f"duplicates={dups} losses={losses} failed={failed}")
+    print(f"429 episodes (2 s apart)={episodes} most posts arriving within 1 s={busiest} "
+          f"load average={os.getloadavg()[0]:.1f}")
     fake.stop()
     db.dispose()
     if scratch:
