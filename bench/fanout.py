@@ -51,9 +51,10 @@ def _env(db_url: str, api_url: str, rate: float) -> dict[str, str]:
             "DATABASE_URL": db_url, "LOOPLINE_WORKSPACE_RATE": str(rate), "LOOPLINE_LOG_FORMAT": "text"}
 
 
-def start_sender(db_url: str, api_url: str, rate: float, repo: Path = REPO) -> subprocess.Popen[str]:
+def start_sender(db_url: str, api_url: str, rate: float, repo: Path = REPO, nice: int = 0) -> subprocess.Popen[str]:
     env = _env(db_url, api_url, rate)
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "scheduler"], cwd=repo, env=env, text=True,
+    proc = subprocess.Popen(["nice", "-n", str(nice), sys.executable, "-m", "bot", "scheduler"], cwd=repo, env=env,
+                            text=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ready = threading.Event()
 
@@ -92,6 +93,9 @@ def main() -> int:
                     help="a fresh SQLite file or a scratch PostgreSQL database (dropped afterwards)")
     ap.add_argument("--database-url", default=None, help="an existing scratch database instead (it is wiped)")
     ap.add_argument("--repo", default=str(REPO), help="checkout whose `python -m bot scheduler` is measured")
+    ap.add_argument("--sender-nice", type=int, default=0,
+                    help="run the schedulers under `nice -n N` (keep this process, the stand-in for Slack, at "
+                         "normal priority on a shared machine: a starved fake takes queued posts as a burst)")
     args = ap.parse_args()
     repo = Path(args.repo)
 
@@ -127,7 +131,7 @@ def main() -> int:
         for ch in channels:
             sub_svc.subscribe(s, team_id=TEAM, channel_id=ch, text="mobile app", by=ADMIN, may_create=True)
 
-    procs = [start_sender(db_url, fake.base_url, args.rate, repo) for _ in range(args.schedulers)]
+    procs = [start_sender(db_url, fake.base_url, args.rate, repo, args.sender_nice) for _ in range(args.schedulers)]
     fake.per_channel_rate = 1.0
     fake.workspace_rate = args.fake_rate
     fake.latency = args.latency
@@ -152,7 +156,7 @@ def main() -> int:
                 killed_at = time.monotonic() - t0
                 if len(procs) == 1:
                     print(f"kill -9 at {killed_at:.1f}s with {done} copies recorded; restarting", flush=True)
-                    procs[0] = start_sender(db_url, fake.base_url, args.rate, repo)
+                    procs[0] = start_sender(db_url, fake.base_url, args.rate, repo, args.sender_nice)
                 else:
                     print(f"kill -9 of one of {len(procs)} schedulers at {killed_at:.1f}s with {done} copies "
                           "recorded", flush=True)
