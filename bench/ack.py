@@ -112,8 +112,17 @@ def run_wrk(port: int, req_file: Path, content_type: str, duration: int, connect
         return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "p50": ms("50%"), "p99": ms("99%"), "errors": float(non2xx.group(1)) if non2xx else 0.0}
+    return {"rps": rps, "p50": ms("50%"), "p99": ms("99%"), "errors": float(non2xx.group(1)) if non2xx else 0.0,
+            "requests": total}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux): per-request CPU is what a shared machine's load
+    doesn't change much, unlike requests/s."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def seed_fanout(db_url: str, fake: object, channels: int) -> None:
@@ -196,7 +205,9 @@ def main() -> int:
                 time.sleep(0.5)
                 results[label] = {}
                 for kind, (path, ctype) in files.items():
-                    results[label][kind] = run_wrk(port, path, ctype, args.duration, args.connections)
+                    cpu0 = cpu_seconds(proc.pid)
+                    r = results[label][kind] = run_wrk(port, path, ctype, args.duration, args.connections)
+                    r["cpu_ms"] = (cpu_seconds(proc.pid) - cpu0) * 1000 / max(r["requests"], 1)
             finally:
                 proc.terminate()
                 try:
@@ -212,14 +223,16 @@ def main() -> int:
           f"{f', fanning out to {args.busy} channels' if args.busy else ''}")
     if args.busy:
         print(f"posts made by the worker during the run: {fake.call_count('chat.postMessage')}")
-    print(f"{'server':<24}{'request':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    print(f"{'server':<24}{'request':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'CPU ms/req':>11}")
     for label, by_kind in results.items():
         for kind, r in by_kind.items():
-            print(f"{label:<24}{kind:<10}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['errors']:>9.0f}")
+            print(f"{label:<24}{kind:<10}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['errors']:>9.0f}"
+                  f"{r['cpu_ms']:>11.3f}")
     base, ours = results["bare Bolt (ack only)"], results["loopline serve"]
     for kind in files:
         print(f"ratio loopline/bare for {kind}: {ours[kind]['rps'] / base[kind]['rps']:.2f}x throughput, "
-              f"p99 {ours[kind]['p99']:.1f} ms")
+              f"p99 {ours[kind]['p99']:.1f} ms, CPU per request {ours[kind]['cpu_ms'] / base[kind]['cpu_ms']:.2f}x "
+              f"the bare app's (load average {os.getloadavg()[0]:.1f})")
     if args.db == "sqlite":
         import sqlite3
 
