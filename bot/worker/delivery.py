@@ -84,7 +84,6 @@ class DeliveryLoop:
     CALL_TIMEOUT = 10
     IDLE = 1.0
     BUSY_PAUSE = 0.05
-    NUDGE_EVERY = 0.1
     SWEEP_EVERY = 10.0
     HISTORY_MARGIN = timedelta(seconds=60)
 
@@ -107,7 +106,6 @@ class DeliveryLoop:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._last_sweep = 0.0
-        self._nudged = 0.0
         self.stats: dict[str, int] = {"posted": 0, "adopted": 0, "updated": 0, "retracted": 0, "failed": 0,
                                       "429": 0, "transient": 0}
 
@@ -128,17 +126,6 @@ class DeliveryLoop:
 
     def wake(self) -> None:
         self._wake.set()
-
-    def nudge(self) -> None:
-        """A wake from the job worker's passes, at most one per NUDGE_EVERY: the worker runs a pass after
-        every edge commit, and each wake sends every sender to claim (a query each) — hundreds of
-        queries a second under an ack burst, for nothing (measured with py-spy: ~10% of the GIL while
-        acking with no announcement due). While commits are frequent a skipped nudge is followed by
-        another within one commit; the senders also look every IDLE seconds."""
-        now = time.monotonic()
-        if now - self._nudged >= self.NUDGE_EVERY:
-            self._nudged = now
-            self._wake.set()
 
     def run_forever(self) -> None:
         while not self._stop.is_set():
@@ -437,8 +424,8 @@ _LOOPS: list[DeliveryLoop] = []  # running loops of this process (tests and the 
 def start(rt: Runtime) -> Callable[[], None]:
     loop = DeliveryLoop(rt.db, rt.slack, rt.settings, wake_jobs=rt.worker.wake, edge_busy=rt.worker.edge_busy)
     # The job worker runs a pass after every edge commit and once a second: let it nudge us too, so a
-    # "send now" announcement goes out within ~0.1 s of the modal's submit.
-    rt.worker.periodic.append(lambda _w: loop.nudge())
+    # "send now" announcement goes out within a few milliseconds of the modal's submit.
+    rt.worker.periodic.append(lambda _w: loop.wake())
     rt.delivery = loop  # type: ignore[attr-defined]
     _LOOPS.append(loop)
     stop = loop.start()
