@@ -83,16 +83,12 @@ class DeliveryLoop:
     LEASE = timedelta(seconds=30)
     CALL_TIMEOUT = 10
     IDLE = 1.0
-    BUSY_PAUSE = 0.05
     SWEEP_EVERY = 10.0
     HISTORY_MARGIN = timedelta(seconds=60)
 
     def __init__(self, db: Database, slack: Any, settings: Any, *, wake_jobs: Callable[[], None] | None = None,
-                 senders: int | None = None, edge_busy: Callable[[], bool] | None = None):
+                 senders: int | None = None):
         self.db = db
-        # Acks first (as the job worker does): while the edge is under a burst each sender pauses between
-        # rows, so a fan-out in this process takes at most SENDERS / BUSY_PAUSE posts/s of its CPU.
-        self.edge_busy = edge_busy
         self.slack = slack
         self.settings = settings
         self.wake_jobs = wake_jobs or (lambda: None)
@@ -140,8 +136,6 @@ class DeliveryLoop:
 
     def run_once(self) -> bool:
         """Claim and process one row; False when nothing was due."""
-        if self.edge_busy is not None and self.edge_busy():
-            time.sleep(self.BUSY_PAUSE)
         c = self.claim()
         if c is None:
             if time.monotonic() - self._last_sweep > self.SWEEP_EVERY:
@@ -422,7 +416,7 @@ _LOOPS: list[DeliveryLoop] = []  # running loops of this process (tests and the 
 
 
 def start(rt: Runtime) -> Callable[[], None]:
-    loop = DeliveryLoop(rt.db, rt.slack, rt.settings, wake_jobs=rt.worker.wake, edge_busy=rt.worker.edge_busy)
+    loop = DeliveryLoop(rt.db, rt.slack, rt.settings, wake_jobs=rt.worker.wake)
     # The job worker runs a pass after every edge commit and once a second: let it nudge us too, so a
     # "send now" announcement goes out within a few milliseconds of the modal's submit.
     rt.worker.periodic.append(lambda _w: loop.wake())
