@@ -67,7 +67,7 @@ def start_sender(db_url: str, api_url: str, rate: float, repo: Path = REPO, nice
                 sys.stderr.write("  sender: " + line)
 
     threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(60):
+    if not ready.wait(120):
         proc.kill()
         raise SystemExit("the sender did not start")
     return proc
@@ -131,7 +131,19 @@ def main() -> int:
         for ch in channels:
             sub_svc.subscribe(s, team_id=TEAM, channel_id=ch, text="mobile app", by=ADMIN, may_create=True)
 
-    procs = [start_sender(db_url, fake.base_url, args.rate, repo, args.sender_nice) for _ in range(args.schedulers)]
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for _ in range(args.schedulers):
+            procs.append(start_sender(db_url, fake.base_url, args.rate, repo, args.sender_nice))
+    except BaseException:
+        for proc in procs:
+            proc.kill()
+        fake.stop()
+        db.dispose()
+        if scratch:
+            with create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT").connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+        raise
     fake.per_channel_rate = 1.0
     fake.workspace_rate = args.fake_rate
     fake.latency = args.latency
