@@ -128,9 +128,9 @@ def cpu_seconds(pid: int) -> float:
 def seed_fanout(db_url: str, fake: object, channels: int) -> None:
     from datetime import UTC, datetime
 
-    from bot.db import Database
-    from bot.services import announcements as an_svc
-    from bot.services import subscriptions as sub_svc
+    from bot.core.db import Database
+    from bot.features.announcements import service as an_svc
+    from bot.features.subscriptions import service as sub_svc
 
     db = Database(db_url)
     db.upgrade()

@@ -1,4 +1,4 @@
-"""One Slack posting budget for every process on the database (bot/worker/budget.py).
+"""One Slack posting budget for every process on the database (bot/features/announcements/budget.py).
 
 Three real `loopline scheduler` processes on one PostgreSQL fan an announcement out against the fake
 Web API enforcing a low per-workspace limit: together they must keep to it (per-process buckets send
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from bot.db import Database
-from bot.services import announcements as an_svc
+from bot.core.db import Database
+from bot.features.announcements import service as an_svc
 from tests.conftest import ADMIN, BOT_TOKEN, REP, SIGNING_SECRET
 from tests.support.process import BotProcess, bot_env
 from tests.test_announcements_e2e import TEAM, copies, export, seed_subscriptions, wait
@@ -77,7 +77,7 @@ def test_three_schedulers_share_one_workspace_budget(fake, db, db_url, tmp_path)
 def test_reservations_from_several_processes_are_spaced_and_a_429_holds_them_all(db):
     """Two budgets on one database (as two replicas would have) hand out evenly spaced slots, and a
     429 reported through one pushes the other's next slot past its Retry-After."""
-    from bot.worker.budget import SharedBudget
+    from bot.features.announcements.budget import SharedBudget
 
     _needs_postgres(db)
     one, two = (SharedBudget(db, 10.0, 1.0, hold_seconds=30) for _ in range(2))
