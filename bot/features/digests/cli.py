@@ -25,9 +25,10 @@ from bot.core.slack_client import SlackClients
 from bot.core.workspace import resolve_team
 from bot.features.digests import schedules as sched_svc
 from bot.features.digests.data import DigestData
-from bot.features.digests.jobs import cached_embedder, claim_run, process_claimed
+from bot.features.digests.jobs import claim_run, process_claimed
 from bot.features.digests.render import render_digest
 from bot.features.digests.service import build_digest, namer_for
+from bot.themes.configured import cached_embedder
 
 _LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
 

@@ -34,7 +34,7 @@ from bot.features import HomeData, Running
 from bot.features.digests import render
 from bot.features.digests import schedules as sched_svc
 from bot.features.digests.data import CHART_THEMES, DigestData
-from bot.features.digests.service import build_digest, embedder_for, namer_for
+from bot.features.digests.service import build_digest, namer_for
 from bot.features.workspaces.audience import channel_shared, is_shared
 from bot.metrics import Metrics
 from bot.queue import lease
@@ -53,6 +53,7 @@ from bot.slack.render.connect import DIGEST_REFUSAL, SCHEDULE_STOPPED
 from bot.slack.render.replies import ephemeral
 from bot.slack.render.text import channel_link, escape
 from bot.themes import Embedder, is_storable, pack_vector
+from bot.themes.configured import cached_embedder
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -91,19 +92,6 @@ def _save(db: Database, run_id: int, **values: Any) -> None:
 
 
 # --- building and posting -------------------------------------------------------------------------
-
-
-_EMBEDDERS: dict[tuple[str, str | None, str], Embedder] = {}
-_EMB_LOCK = threading.Lock()
-
-
-def cached_embedder(settings: Settings) -> Embedder:
-    """One embedder per configuration per process: the local model takes seconds to load."""
-    key = (settings.loopline_embedder, settings.openai_base_url, settings.loopline_embedding_model)
-    with _EMB_LOCK:
-        if key not in _EMBEDDERS:
-            _EMBEDDERS[key] = embedder_for(settings)
-        return _EMBEDDERS[key]
 
 
 def build_for_run(db: Database, settings: Settings, run: DigestRun, *, llm: bool = True,

@@ -48,12 +48,6 @@ from bot.themes import (
 
 log = logging.getLogger(__name__)
 
-def embedder_for(settings: Settings) -> Embedder:
-    return default_embedder(settings.loopline_embedder, openai_api_key=settings.secret("openai_api_key"),
-                            openai_base_url=settings.openai_base_url,
-                            embedding_model=settings.loopline_embedding_model)
-
-
 def namer_for(settings: Settings, timeout: float = 20.0) -> Any:
     """A ThemeNamer when OPENAI_API_KEY is set, else None (the digest is then named offline)."""
     if not settings.llm_enabled:
