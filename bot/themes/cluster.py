@@ -47,7 +47,9 @@ from bot.themes.embedders import l2_normalize
 DEFAULT_SAMPLE_SIZE = 3000
 MIN_AVG_CLUSTER_SIZE = 3
 # The chosen k is the smallest whose silhouette is at least (1 - this) x the best one (see step 3).
-KNEE_TOLERANCE = 0.05
+KNEE_TOLERANCE = 0.08
+# Each sampled row is averaged with its this many nearest neighbours before the tree is built (step 2).
+SMOOTH_NEIGHBOURS = 5
 _CHUNK = 8192  # rows per block when scoring all vectors against the centroids
 
 
@@ -227,6 +229,23 @@ def centre_rows(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return out
 
 
+def smooth_rows(x: np.ndarray, neighbours: int) -> np.ndarray:
+    """Each unit row plus the mean of its `neighbours` nearest other rows (by cosine), re-normalised.
+
+    O(s^2) time and memory on the sample (the distance matrix is built anyway). A row's neighbours
+    mostly share its topic, so this pulls a topic's phrasings together before the tree is cut.
+    """
+    s = x.shape[0]
+    m = min(neighbours, s - 1)
+    if m < 1:
+        return x
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    nearest = np.argpartition(-sims, m - 1, axis=1)[:, :m]
+    del sims
+    return l2_normalize(x + x[nearest].mean(axis=1))
+
+
 def _mean_direction(sample: np.ndarray) -> np.ndarray | None:
     """The sample's mean vector, or None when centring would leave nothing (all items alike)."""
     if sample.shape[0] < 3:
@@ -243,6 +262,7 @@ def cluster_vectors(
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     k_range: tuple[int, int] | None = None,
     knee_tolerance: float = KNEE_TOLERANCE,
+    smooth_neighbours: int = SMOOTH_NEIGHBOURS,
 ) -> Clustering:
     """Group rows of `vectors` (any scale; normalised here) with k chosen by the silhouette knee."""
     x = l2_normalize(vectors)
@@ -257,6 +277,11 @@ def cluster_vectors(
         x = centre_rows(x, mean)
     sample = x[idx] if idx is not None else x
     s = sample.shape[0]
+    neighbours = min(smooth_neighbours, s // 20)  # a tiny set has too few same-topic neighbours
+    if neighbours > 0:
+        sample = smooth_rows(sample, neighbours)
+        if idx is None:
+            x = sample
     k_min, k_max = k_range if k_range is not None else k_bounds(s)
     k_max = min(k_max, s)
     if k_max < 2:
