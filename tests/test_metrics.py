@@ -4,7 +4,6 @@ after real work (signed requests in, the fake Slack Web API out), and the right 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from bot.core.settings import Settings, load_settings
 from bot.features.subscriptions import service as sub_svc
 from bot.metrics import Metrics
 from tests.conftest import ADMIN, BOT_TOKEN, CUSTOMER, PM, REP, REPO, SIGNING_SECRET, RunningServer, export
+from tests.support.process import free_port
 from tests.support.slack_requests import SlackSender
 from tests.test_announcements_e2e import modal_values
 
@@ -207,14 +207,9 @@ def test_metrics_token_when_set(settings, fake, db):
         srv.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def test_scheduler_metrics_port(fake, db, db_url):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_API_URL": fake.base_url, "DATABASE_URL": db_url,
            "LOOPLINE_LOG_FORMAT": "text", "LOOPLINE_EMBEDDER": "tfidf"}
     proc = subprocess.Popen([sys.executable, "-m", "bot", "scheduler", "--metrics-host", "127.0.0.1",
