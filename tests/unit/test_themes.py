@@ -31,7 +31,13 @@ from bot.themes import (
     unpack_vector,
     unpack_vectors,
 )
-from bot.themes.cluster import _silhouettes_along_tree, cluster_vectors, cosine_silhouette, k_bounds
+from bot.themes.cluster import (
+    _silhouettes_along_tree,
+    cluster_vectors,
+    cosine_silhouette,
+    k_bounds,
+    smooth_rows,
+)
 from bot.themes.metrics import labels_from_themes, purity, score
 from bot.themes.naming import _pick, make_summary, make_title
 from bot.themes.text import clean_text
@@ -423,6 +429,38 @@ def test_default_install_finds_about_the_true_number_of_themes(n_labels: int, pe
     assert 0.7 * n_labels <= len(named) <= 1.3 * n_labels, [t.title for t in named]
     ids = list(truth)
     assert score([truth[i] for i in ids], labels_from_themes(themes, ids)).nmi >= 0.8
+
+
+@pytest.mark.parametrize(("n_labels", "per_label"), [(8, 25), (30, 30)])
+def test_default_install_groups_phrasings_of_one_request_together(n_labels: int, per_label: int) -> None:
+    """Static vectors of two phrasings of one request can sit far apart, but their neighbours agree.
+
+    Averaging each item with its nearest neighbours before the tree (cluster.py step 2) lifts the
+    default install's NMI on these dev-set samples from 0.864 / 0.856 to 0.903 / 0.890.
+    """
+    items, truth = _clinc_sample(n_labels, per_label)
+    themes = find_themes(items, embedder=StaticEmbedder(), max_themes=None)
+    _check_invariants(themes, items)
+    named = [t for t in themes if t.title != OTHER_TITLE]
+    assert 0.7 * n_labels <= len(named) <= 1.3 * n_labels, [t.title for t in named]
+    ids = list(truth)
+    assert score([truth[i] for i in ids], labels_from_themes(themes, ids)).nmi >= 0.87
+
+
+def test_neighbour_smoothing_pulls_an_item_towards_its_topic_and_spares_tiny_sets() -> None:
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(2, 16)).astype(np.float32)
+    x = np.repeat(centres, 30, axis=0) + rng.normal(0, 0.4, (60, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    sm = smooth_rows(x, 5)
+    c0 = centres[0] / np.linalg.norm(centres[0])
+    assert np.allclose(np.linalg.norm(sm, axis=1), 1.0, atol=1e-5)
+    assert (sm[:30] @ c0).mean() > (x[:30] @ c0).mean()  # closer to their own topic
+    # Under 20 items there are too few same-topic neighbours: clustering is as without smoothing.
+    few = x[::4][:12]
+    assert np.array_equal(
+        cluster_vectors(few).labels, cluster_vectors(few, smooth_neighbours=0).labels
+    )
 
 
 def test_auto_embedder_without_optional_extras_is_the_bundled_static_model(monkeypatch: pytest.MonkeyPatch) -> None:
