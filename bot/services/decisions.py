@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from bot import hooks
@@ -231,12 +231,13 @@ def link_feedback(session: Session, *, team_id: str, decision_id: int, feedback_
 
 
 def people_behind(session: Session, feedback_ids: list[int]) -> dict[str, list[int]]:
-    """Slack user -> the linked items they captured or reported (reporters only when a Slack user id)."""
+    """Slack user -> the linked items they captured or reported (reporters only when a Slack user id).
+    Items merged into a linked item count as linked: their people are part of the loop too."""
     people: dict[str, list[int]] = {}
     if not feedback_ids:
         return people
-    for fb in session.scalars(select(Feedback).where(Feedback.id.in_(feedback_ids), Feedback.status == "active")
-                              .order_by(Feedback.id)):
+    linked = or_(Feedback.id.in_(feedback_ids), Feedback.merged_into.in_(feedback_ids))
+    for fb in session.scalars(select(Feedback).where(linked, Feedback.status == "active").order_by(Feedback.id)):
         for who in (fb.captured_by, fb.reporter):
             if who and _SLACK_USER.match(who) and fb.id not in people.setdefault(who, []):
                 people[who].append(fb.id)

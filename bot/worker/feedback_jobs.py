@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot.services import channels as channel_svc
 from bot.services import feedback as fb_svc
+from bot.services import merging
 from bot.services.common import enqueue, queue_private
 from bot.services.feedback import base_reaction
 from bot.slack.render import feedback as render
@@ -116,6 +117,9 @@ def _confirm(s: Session, item: Any, why: dict[str, Any]) -> None:
                                                via=f" ({render.KIND_LABELS.get(why['kind'], why['kind']).lower()})")
     queue_private(s, key=f"confirm:{why['event_id']}", team_id=item.team_id, channel=why["channel"],
                   user=why["user"], text=text, blocks=blocks)
+    if why["created"]:
+        merging.queue_suggestion(s, team_id=item.team_id, feedback_id=item.id, user=why["user"],
+                                 channel=why["channel"])
 
 
 def _text_not_fetched(s: Session, ctx: JobContext, why: dict[str, Any], error: str) -> None:

@@ -8,7 +8,16 @@ from bot.slack.edge import Edge
 
 
 def register_all(app: AsyncApp, edge: Edge) -> None:
-    from bot.slack.listeners import announcements, decisions, digests, events, feedback, home, subscriptions
+    from bot.slack.listeners import (
+        announcements,
+        decisions,
+        digests,
+        events,
+        feedback,
+        home,
+        merging,
+        subscriptions,
+    )
 
-    for module in (events, feedback, decisions, digests, home, announcements, subscriptions):
+    for module in (events, feedback, merging, decisions, digests, home, announcements, subscriptions):
         module.register(app, edge)

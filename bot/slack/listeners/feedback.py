@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.services import channels as channel_svc
 from bot.services import feedback as fb_svc
+from bot.services import merging
 from bot.services.common import ServiceError, enqueue, queue_private
 from bot.slack.edge import Edge, team_of
 from bot.slack.ids import Action, Callback
@@ -109,9 +110,13 @@ def register(app: AsyncApp, edge: Edge) -> None:
                                                        request_key=body.get("trigger_id") or text))
         fb = render.FeedbackSummary(id=new["id"], text=new["text"], kind=new.get("kind", "feedback"),
                                     votes=new["votes"], customer=new["customer"], arr=new["arr"], reporter=user)
-        msg_text, blocks = render.capture_confirmation(fb, created=new["created"],
-                                                       outsider=edge.outside(body, context) is not False)
+        outsider = edge.outside(body, context) is not False
+        msg_text, blocks = render.capture_confirmation(fb, created=new["created"], outsider=outsider)
         await ack(response_type="ephemeral", text=msg_text, blocks=blocks)
+        if new["created"] and not outsider:  # the duplicate check runs in the worker, after this ack
+            edge.after_ack(edge.write(lambda s: merging.queue_suggestion(
+                s, team_id=team, feedback_id=new["id"], user=user, channel=channel,
+                response_url=body.get("response_url"))))
 
     async def open_feedback_modal(body: dict[str, Any], client: AsyncWebClient) -> None:
         team, channel = team_of(body), body["channel_id"]
@@ -231,6 +236,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
                             payload={"feedback_id": item.id, "channel": channel, "ts": ts})
             queue_private(s, key=f"note:{view['id']}:{view.get('hash', '')}", team_id=team, user=user,
                           text=note_text, blocks=note_blocks, channel=channel)
+            if created:
+                merging.queue_suggestion(s, team_id=team, feedback_id=item.id, user=user, channel=channel)
 
         try:
             await edge.write(save)
