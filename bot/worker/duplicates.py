@@ -46,7 +46,7 @@ def suggest_duplicates(ctx: JobContext, p: dict[str, Any]) -> None:
         with ctx.db.session() as s:
             s.execute(update(Feedback).where(Feedback.id == p["feedback_id"])
                       .values(embedding=pack_vector(vector), embedding_model=embedder.name))
-    _embed_missing(ctx, team, embedder)
+    embed_missing(ctx, team, embedder)
     with ctx.db.session() as s:
         found = merging.similar_open_items(s, team_id=team, feedback_id=p["feedback_id"], vector=vector,
                                            model=embedder.name, threshold=threshold)
@@ -65,7 +65,7 @@ def suggest_duplicates(ctx: JobContext, p: dict[str, Any]) -> None:
                           channel=p.get("channel"), text=msg, blocks=blocks)
 
 
-def _embed_missing(ctx: JobContext, team: str, embedder: Any, limit: int = 256) -> None:
+def embed_missing(ctx: JobContext, team: str, embedder: Any, limit: int = 256) -> None:
     """Open items of the workspace captured since the last embedding pass (it runs every minute) have no
     vector yet: embed the most recent of them now, so that an item said twice within a minute is found."""
     with ctx.db.read_session() as s:

@@ -6,3 +6,4 @@ from bot.worker import decisions as _decisions  # noqa: F401
 from bot.worker import digests as _digests  # noqa: F401
 from bot.worker import duplicates as _duplicates  # noqa: F401
 from bot.worker import events, feedback_jobs, home, lifecycle, notify  # noqa: F401
+from bot.worker import finding as _finding  # noqa: F401

@@ -14,10 +14,11 @@ def register_all(app: AsyncApp, edge: Edge) -> None:
         digests,
         events,
         feedback,
+        finding,
         home,
         merging,
         subscriptions,
     )
 
-    for module in (events, feedback, merging, decisions, digests, home, announcements, subscriptions):
+    for module in (events, feedback, merging, finding, decisions, digests, home, announcements, subscriptions):
         module.register(app, edge)

@@ -21,6 +21,7 @@ from bot.services import merging
 from bot.services.common import ServiceError, enqueue, queue_private
 from bot.slack.edge import Edge, team_of
 from bot.slack.ids import Action, Callback
+from bot.slack.listeners import finding
 from bot.slack.render import feedback as render
 from bot.slack.render.connect import OUTSIDER_REFUSAL
 from bot.slack.render.text import INPUT_TEXT_MAX, escape
@@ -31,19 +32,30 @@ FORMS = [
     ("/feedback watch", "capture every new top-level message in this channel"),
     ("/feedback unwatch", "stop capturing this channel"),
     ("/feedback account NAME [ARR]", "map this channel to a customer account, e.g. /feedback account Acme Corp 120k"),
+    ("/feedback search WORDS", "find feedback by meaning and words (only you see the results)"),
+    ("/feedback customer NAME", "what one account asked for, with totals and open decisions (only you see it)"),
 ]
+_FIND = re.compile(r"^(?P<verb>search|customer)(?:\s+(?P<rest>.*))?$", re.IGNORECASE | re.DOTALL)
 _ACCOUNT = re.compile(r"^account(?:\s+(?P<rest>.*))?$", re.IGNORECASE | re.DOTALL)
 _ARR_TAIL = re.compile(r"^(?P<name>.+?)\s+(?P<arr>\$?\d[\d,._]*(?:\.\d+)?\s*[kKmM]?)$")
 
 
 def parse_feedback_command(text: str) -> tuple[str, dict[str, Any]]:
-    """-> ("capture"|"modal"|"watch"|"unwatch"|"account"|"help"|"usage", args)."""
+    """-> ("capture"|"modal"|"watch"|"unwatch"|"account"|"search"|"customer"|"help"|"usage", args)."""
     t = (text or "").strip()
     low = t.lower()
     if not t:
         return "modal", {}
     if low in ("watch", "unwatch", "help"):
         return low, {}
+    found = _FIND.match(t)
+    # Like "account": a subcommand only in its short form; "search is broken on mobile" stays feedback
+    # when long, and the results offer "Capture as feedback instead" for the short ones.
+    if found and len(t) <= 200 and "\n" not in t:
+        verb, rest = found.group("verb").lower(), (found.group("rest") or "").strip().strip('"')
+        if not rest:
+            return "usage", {"problem": "Say what to search for." if verb == "search" else "Say which account."}
+        return verb, {"words" if verb == "search" else "name": rest}
     m = _ACCOUNT.match(t)
     # "account" opens a subcommand only in its short form; a long sentence starting with the word is feedback.
     if m and len(t) <= 120 and "\n" not in t:
@@ -97,6 +109,10 @@ def register(app: AsyncApp, edge: Edge) -> None:
             else:
                 msg = "Stopped watching this channel." if changed else "This channel was not being watched."
             await ack(**render.ephemeral(msg))
+            return
+        if action in ("search", "customer"):
+            await finding.answer_command(edge, body, team, action, args)
+            await ack()
             return
         if action == "account":
             # "/feedback account page times out" is feedback, "/feedback account Acme 120k" a mapping:
