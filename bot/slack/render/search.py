@@ -132,7 +132,11 @@ def account_message(v: AccountView) -> tuple[str, list[dict[str, Any]]]:
 
 
 def account_not_found(name: str, candidates: list[str]) -> tuple[str, list[dict[str, Any]]]:
-    if candidates:
+    if len(candidates) == 1:
+        msg = (f":thinking_face: No account starts with “{escape(name)}”. Did you mean *{escape(candidates[0])}*? "
+               f"Try `/feedback customer {escape(candidates[0])}`.")
+        text = f"No account starts with “{name}”; did you mean {candidates[0]}?"
+    elif candidates:
         names = ", ".join(f"*{escape(c)}*" for c in candidates[:15])
         msg = f":thinking_face: Several accounts match “{escape(name)}”: {names}. Type more of the name."
         text = f"Several accounts match “{name}”"
