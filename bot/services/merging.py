@@ -17,8 +17,18 @@ import numpy as np
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.models import Decision, DecisionFeedback, Feedback, FeedbackMerge, FeedbackPair, FeedbackVote, utcnow
-from bot.services.common import ServiceError, enqueue, insert_ignore, insert_ignore_returning
+from bot.groupcommit import RowInsert
+from bot.models import (
+    Decision,
+    DecisionFeedback,
+    Feedback,
+    FeedbackMerge,
+    FeedbackPair,
+    FeedbackVote,
+    Job,
+    utcnow,
+)
+from bot.services.common import ServiceError, enqueue, insert_ignore, insert_ignore_returning, job_row
 
 MAX_SUGGESTIONS = 3
 # How many of a workspace's most recent open items a new one is compared with: bounds the work of one
@@ -71,16 +81,20 @@ def kept_apart(session: Session, feedback_id: int) -> set[int]:
 
 
 def similar_open_items(session: Session, *, team_id: str, feedback_id: int, vector: np.ndarray, model: str,
-                       threshold: float, limit: int = MAX_SUGGESTIONS,
-                       window: int = CANDIDATE_WINDOW) -> list[Candidate]:
+                       threshold: float, limit: int = MAX_SUGGESTIONS, window: int = CANDIDATE_WINDOW,
+                       among: list[int] | None = None) -> list[Candidate]:
     """The open items of this workspace closest to `vector` (same embedding model), at least `threshold`
     in cosine, best first, at most `limit`; never the item itself, items merged into it, or items a
-    person kept apart from it."""
-    rows = session.execute(
-        select(Feedback.id, Feedback.embedding)
-        .where(Feedback.team_id == team_id, *OPEN, Feedback.id != feedback_id,
-               Feedback.embedding_model == model, Feedback.embedding.is_not(None))
-        .order_by(Feedback.id.desc()).limit(window)).all()
+    person kept apart from it. `among`: only these ids (a shortlist from an in-memory index, checked
+    here against what the database says now)."""
+    q = (select(Feedback.id, Feedback.embedding)
+         .where(Feedback.team_id == team_id, *OPEN, Feedback.id != feedback_id,
+                Feedback.embedding_model == model, Feedback.embedding.is_not(None)))
+    if among is not None:
+        if not among:
+            return []
+        q = q.where(Feedback.id.in_(among))
+    rows = session.execute(q.order_by(Feedback.id.desc()).limit(window)).all()
     apart = kept_apart(session, feedback_id)
     rows = [r for r in rows if r.id not in apart and r.embedding and len(r.embedding) == vector.nbytes]
     if not rows:
@@ -285,10 +299,29 @@ def still_offered(session: Session, *, team_id: str, feedback_id: int, offered: 
     return [i for i in offered if i in open_ids and i not in apart and i != feedback_id]
 
 
+def suggestion_job(*, team_id: str, feedback_id: int, user: str, channel: str | None,
+                   response_url: str | None = None) -> dict[str, Any]:
+    """The `feedback.similar` job row for one captured item (once per item: its key)."""
+    return job_row(key=f"similar:{feedback_id}", kind="feedback.similar", team_id=team_id,
+                   payload={"feedback_id": feedback_id, "user": user, "channel": channel,
+                            "response_url": response_url})
+
+
 def queue_suggestion(session: Session, *, team_id: str, feedback_id: int, user: str | None,
                      channel: str | None, response_url: str | None = None) -> None:
     """After a capture by a person of the organisation: look for open items it repeats, after the ack
     (bot/worker/duplicates.py), and tell that person privately. Once per item."""
     if user:
-        enqueue(session, key=f"similar:{feedback_id}", kind="feedback.similar", team_id=team_id,
-                payload={"feedback_id": feedback_id, "user": user, "channel": channel, "response_url": response_url})
+        insert_ignore(session, Job, suggestion_job(team_id=team_id, feedback_id=feedback_id, user=user,
+                                                   channel=channel, response_url=response_url), conflict=["key"])
+
+
+class SuggestionJob(RowInsert):
+    """The job row queued right after a `/feedback TEXT` ack, batched with the commit's other rows. It
+    does not wake the worker: a commit of captures only must not start a claim transaction that competes
+    with the edge for the write lock (bot/groupcommit.py); the worker's next poll (≤ 1 s) finds it."""
+
+    wakes_worker = False
+
+    def __init__(self, row: dict[str, Any]):
+        super().__init__(Job, row, ("key",))

@@ -130,9 +130,9 @@ def register(app: AsyncApp, edge: Edge) -> None:
         msg_text, blocks = render.capture_confirmation(fb, created=new["created"], outsider=outsider)
         await ack(response_type="ephemeral", text=msg_text, blocks=blocks)
         if new["created"] and not outsider:  # the duplicate check runs in the worker, after this ack
-            edge.after_ack(edge.write(lambda s: merging.queue_suggestion(
-                s, team_id=team, feedback_id=new["id"], user=user, channel=channel,
-                response_url=body.get("response_url"))))
+            edge.after_ack(edge.writer.run(merging.SuggestionJob(
+                merging.suggestion_job(team_id=team, feedback_id=new["id"], user=user, channel=channel,
+                                       response_url=body.get("response_url")))))
 
     async def open_feedback_modal(body: dict[str, Any], client: AsyncWebClient) -> None:
         team, channel = team_of(body), body["channel_id"]
