@@ -31,7 +31,7 @@ from bot.services import merging
 from bot.services.common import enqueue, queue_private
 from bot.slack.render import merging as render
 from bot.themes import is_storable, pack_vector, unpack_vector
-from bot.worker.core import JobContext, handler
+from bot.worker.core import Deferred, JobContext, handler
 from bot.worker.digests import cached_embedder
 
 log = logging.getLogger(__name__)
@@ -119,8 +119,15 @@ def shortlist(idx: VectorIndex, vector: np.ndarray, *, exclude: int, threshold: 
     return [int(idx.ids[i]) for i in top if sims[i] >= threshold - 0.01]
 
 
+DEFER_SECONDS = 5.0  # while the edge is under a burst, suggestions wait (acks first)
+
+
 @handler("feedback.similar")
 def suggest_duplicates(ctx: JobContext, p: dict[str, Any]) -> None:
+    busy = ctx.worker.edge_busy
+    if busy is not None and busy():
+        # The worker shares the process with the edge: a suggestion can wait a few seconds, an ack can't.
+        raise Deferred("edge busy: duplicate check deferred", retry_after=DEFER_SECONDS)
     embedder = cached_embedder(ctx.settings)
     threshold = merging.suggestion_threshold(embedder.name) if is_storable(embedder) else None
     if threshold is None:
