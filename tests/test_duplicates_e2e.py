@@ -229,3 +229,35 @@ def test_outsider_gets_no_suggestion_and_a_shared_channel_sees_nothing(server, s
     fake.wait_until(lambda: any("Looks like" in e["text"] for e in fake.ephemerals(user=REP, channel="C0ACME")))
     assert fake.ephemerals(user=CUSTOMER) == [] and fake.bot_messages("C0ACME") == []
     assert fake.dms(CUSTOMER) == []
+
+
+def test_the_check_waits_while_the_edge_is_busy(server, slack, fake, db):
+    import time
+
+    from sqlalchemy import select, update
+
+    from bot import clock
+    from bot.models import Job
+
+    seed(db, OKTA, user=PM)
+    server.rt.writer.busy_until = time.monotonic() + 60  # a burst of acks is going on
+    capture(slack, OKTA_AGAIN, user=REP, name="busy")
+    fake.wait_until(lambda: _attempted(db), message="for the check to be tried once")
+    server.settle()
+    assert fake.webhook_posts("busy") == []  # deferred, not dropped
+    server.rt.writer.busy_until = 0.0
+    with db.session() as s:
+        s.execute(update(Job).where(Job.kind == "feedback.similar").values(run_after=clock.now()))
+    server.settle()
+    assert "Looks like" in fake.wait_for_webhook("busy")[-1]["text"]
+    with db.read_session() as s:
+        assert s.scalar(select(Job.status).where(Job.kind == "feedback.similar")) == "done"
+
+
+def _attempted(db) -> bool:
+    from sqlalchemy import select
+
+    from bot.models import Job
+
+    with db.read_session() as s:
+        return bool(s.scalar(select(Job.attempts).where(Job.kind == "feedback.similar")))
