@@ -17,7 +17,7 @@ intent has 25-100 items, so most new items do have a duplicate; in a real feedba
 and precision at the same threshold is lower.
 
 `--sparse` also measures that: streams drawn from each set where 70% of the intents say something once,
-20% twice and 10% three times (so most items have no duplicate), 10 seeds pooled, scored at the
+20% twice and 10% three times (so most items have no duplicate), 200 seeds pooled, scored at the
 product's thresholds (`SUGGESTION_THRESHOLDS` in bot/services/merging.py) and at the research ones.
 """
 
@@ -76,7 +76,7 @@ def sparse_pairs(vectors: np.ndarray, labels: list[str], seed: int) -> tuple[np.
     return neighbour_pairs(vectors[idx], [labels[i] for i in idx], seed)
 
 
-def at(points: list[dict[str, float]], t: float) -> dict[str, float]:
+def point_at(points: list[dict[str, float]], t: float) -> dict[str, float]:
     return min(points, key=lambda p: abs(p["t"] - t))
 
 
@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--sparse", action="store_true", help="also score sparse streams (few true duplicates)")
+    ap.add_argument("--sparse-seeds", type=int, default=200)
     args = ap.parse_args(argv)
     tuning = ([args.csv] if args.csv.exists() else []) + (sorted(args.sets.glob("*.csv")) if args.sets else [])
     heldout = sorted(args.heldout.glob("*.csv")) if args.heldout else []
@@ -155,12 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.sparse:
             vecs = {p: emb.embed(data[p][0]) for p in data}
             for p in data:
-                sparse = curve([sparse_pairs(vecs[p], data[p][1], seed) for seed in range(10)])
+                sparse = curve([sparse_pairs(vecs[p], data[p][1], seed) for seed in range(args.sparse_seeds)])
                 results[emb.name][f"sparse:{p.stem}"] = sparse
                 for label, t in (("product", SUGGESTION_THRESHOLDS.get(emb.name)),
                                  ("research", DUPLICATE_THRESHOLDS.get(emb.name))):
                     if t is not None:
-                        q = at(sparse, t)
+                        q = point_at(sparse, t)
                         print(f"| {emb.name} | sparse stream: {p.stem} ({label} threshold) | {t:.2f} | "
                               f"{q['precision']:.3f} | {q['recall']:.3f} | {q['suggested']} suggested | |")
     if args.json:
