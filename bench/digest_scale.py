@@ -59,8 +59,8 @@ def prepare(db: str) -> None:
 def load(db: str, items: int, history: int, centres: int, seed: int = 0) -> float:
     from sqlalchemy import insert
 
-    from bot.db import Database
-    from bot.models import Feedback
+    from bot.core.db import Database
+    from bot.core.models import Feedback
     from bot.themes import pack_vector
 
     t0 = time.perf_counter()
@@ -106,9 +106,9 @@ def load(db: str, items: int, history: int, centres: int, seed: int = 0) -> floa
 
 
 def build(db: str) -> dict[str, float]:
-    from bot.db import Database
-    from bot.services.digests import build_digest
-    from bot.slack.render.digest import render_digest
+    from bot.core.db import Database
+    from bot.features.digests.render import render_digest
+    from bot.features.digests.service import build_digest
 
     database = Database(url_for(db))
     now = datetime.now(UTC)

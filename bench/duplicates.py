@@ -18,7 +18,7 @@ and precision at the same threshold is lower.
 
 `--sparse` also measures that: streams drawn from each set where 70% of the intents say something once,
 20% twice and 10% three times (so most items have no duplicate), 200 seeds pooled, scored at the
-product's thresholds (`SUGGESTION_THRESHOLDS` in bot/services/merging.py) and at the research ones.
+product's thresholds (`SUGGESTION_THRESHOLDS` in bot/features/feedback/merging.py) and at the research ones.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.themes import DEFAULT_CSV, load, make_embedder  # noqa: E402
-from bot.services.merging import SUGGESTION_THRESHOLDS  # noqa: E402
+from bot.features.feedback.merging import SUGGESTION_THRESHOLDS  # noqa: E402
 from bot.themes.duplicates import DUPLICATE_THRESHOLDS, MAX_SUGGESTIONS, TARGET_PRECISION  # noqa: E402
 
 THRESHOLDS = np.round(np.arange(0.50, 0.981, 0.01), 2)

@@ -29,11 +29,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bot.db import Database  # noqa: E402
+from bot.core.db import Database  # noqa: E402
+from bot.core.models import Announcement, Base, Delivery  # noqa: E402
 from bot.devtools.fakeslack import FakeSlack  # noqa: E402
-from bot.models import Announcement, Base, Delivery  # noqa: E402
-from bot.services import announcements as an_svc  # noqa: E402
-from bot.services import subscriptions as sub_svc  # noqa: E402
+from bot.features.announcements import service as an_svc  # noqa: E402
+from bot.features.subscriptions import service as sub_svc  # noqa: E402
 
 TEAM, ADMIN, TOKEN = "T0001", "U0ADMIN", "xoxb-bench-token"
 

@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from bot.logging import setup_logging
-from bot.settings import ConfigError, Settings, load_settings
+from bot.core.logging import setup_logging
+from bot.core.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("loopline")
 
@@ -41,8 +41,8 @@ def cmd_socket(args: argparse.Namespace) -> int:
 
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+    from bot.core.slack_client import make_async_web_client
     from bot.runtime import Runtime
-    from bot.slack.client import make_async_web_client
 
     # Socket Mode has no signatures to check; Bolt skips verification in this mode.
     s = s.model_copy(update={"slack_signing_secret": s.slack_signing_secret or "socket-mode"})
@@ -80,7 +80,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from bot.db import Database
+    from bot.core.db import Database
 
     db = Database(_settings().database_url)
     db.upgrade()
@@ -96,7 +96,7 @@ def cmd_new_key(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> int:
-    from bot.db import Database
+    from bot.core.db import Database
     from bot.slack.oauth import EncryptedInstallationStore, TokenCipher
 
     s = _settings()
@@ -124,21 +124,22 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from bot.db import Database
-    from bot.exports import export_records
+    from bot import composition
+    from bot.core.db import Database
+    from bot.core.exports import export_records
 
     db = Database(_settings().database_url)
     db.upgrade()
     with db.read_session() as session:
-        for chunk in export_records(session, args.what, fmt=args.format, include_withdrawn=args.all):
+        for chunk in export_records(session, args.what, composition.exporters(composition.build_features()), fmt=args.format, include_withdrawn=args.all):
             sys.stdout.write(chunk)
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from bot.csvfile import UnreadableFile, decode
-    from bot.db import Database
-    from bot.services.feedback import import_feedback_csv
+    from bot.core.csvfile import UnreadableFile, decode
+    from bot.core.db import Database
+    from bot.features.feedback.service import import_feedback_csv
 
     s = _settings()
     # The whole file is read and decoded before anything is imported: a file we can't read is
@@ -159,10 +160,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 2
     db = Database(s.database_url)
     db.upgrade()
-    from bot.workspace import resolve_team
+    from bot.core.workspace import resolve_team
 
     team = resolve_team(s, db, args.team)
-    from bot.progress import Progress
+    from bot.core.progress import Progress
 
     name = "standard input" if args.file == "-" else os.path.basename(args.file)
     with Progress(f"importing {name}", total=text.count("\n") + (not text.endswith("\n")), unit="lines") as bar:
@@ -195,7 +196,7 @@ def add_digest_parser(sub: Any) -> None:
     p.add_argument("--team", default=None, help="workspace id (default: the bot token's)")
 
     def run(args: argparse.Namespace) -> int:
-        from bot.digest_cli import run_digest_command
+        from bot.features.digests.cli import run_digest_command
 
         return run_digest_command(_settings(), args)
 

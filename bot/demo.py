@@ -7,9 +7,7 @@ No credentials, no network: SQLite in a temporary folder, offline themes.
 
 from __future__ import annotations
 
-import html
 import json
-import os
 import socket
 import tempfile
 import threading
@@ -18,37 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot import clock
+from bot.core import clock
+from bot.devtools import demo_steps
+from bot.devtools.demo_text import ADMIN, CUSTOMER, PM, REP, REP2
+from bot.devtools.demo_text import blocks_text as _blocks_text
+from bot.devtools.demo_text import say as _say
+from bot.devtools.demo_text import show as _show
 
 SECRET = "demo-signing-secret"
-ADMIN, PM, REP, REP2, CUSTOMER = "U0ADMIN", "U0PM", "U0REP", "U0REP2", "U0CUST"
-
-
-def _say(title: str) -> None:
-    print(f"\n\033[1m▶ {title}\033[0m" if os.isatty(1) else f"\n> {title}")
-
-
-def _show(label: str, text: str) -> None:
-    for i, line in enumerate(text.strip().splitlines() or [""]):
-        print(f"   {label if i == 0 else ' ' * len(label)} │ {line}")
-
-
-def _blocks_text(msg: dict[str, Any]) -> str:
-    """A terminal rendering of what a person would read in Slack."""
-    out: list[str] = []
-    for b in msg.get("blocks") or []:
-        if b.get("type") in ("section", "header"):
-            t = (b.get("text") or {}).get("text")
-            if t:
-                out.append(t)
-            for f in b.get("fields") or []:
-                out.append(f.get("text", ""))
-        elif b.get("type") == "context":
-            out.append("  " + " · ".join(e.get("text", "") for e in b.get("elements", []) if isinstance(e, dict)))
-        elif b.get("type") == "actions":
-            out.append("  [" + "] [".join(e.get("text", {}).get("text", "…") for e in b.get("elements", [])) + "]")
-    # Slack shows &lt; as <: unescape so the terminal reads like the client (the wire text stays escaped).
-    return html.unescape("\n".join(out) or msg.get("text", ""))
 
 
 class _Server:
@@ -74,10 +49,10 @@ class _Server:
 def run_demo(*, keep: bool = False) -> int:
     import logging
 
+    from bot.core.settings import load_settings
     from bot.devtools.fakeslack import FakeSlack
     from bot.devtools.slack_requests import SlackSender
     from bot.runtime import Runtime
-    from bot.settings import load_settings
 
     logging.getLogger().setLevel(logging.ERROR)
     workdir = Path(tempfile.mkdtemp(prefix="loopline-demo-"))
@@ -101,7 +76,7 @@ def run_demo(*, keep: bool = False) -> int:
 
         from sqlalchemy import func, select
 
-        from bot.models import Delivery, Job
+        from bot.core.models import Delivery, Job
 
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -172,7 +147,7 @@ def run_demo(*, keep: bool = False) -> int:
                            retry_num=retry)
         settle()
 
-    for extra in DEMO_STEPS:
+    for extra in demo_steps.STEPS:
         steps.append(extra(slack, fake, rt, settle, posted, private))
 
     try:
@@ -181,10 +156,10 @@ def run_demo(*, keep: bool = False) -> int:
             fn()
         settle()
         _say("loopline export feedback")
-        from bot.exports import export_records
+        from bot.core.exports import export_records
 
         with rt.db.read_session() as s:
-            for line in export_records(s, "feedback"):
+            for line in export_records(s, "feedback", rt.exporters()):
                 rec = json.loads(line)
                 print(f"   {rec['id']}: votes={rec['votes']} source={rec['source']} kind={rec['kind']} "
                       f"customer={rec['customer']} text={rec['text'][:60]!r}")
@@ -200,9 +175,3 @@ def run_demo(*, keep: bool = False) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
-
-# Features append step factories: fn(slack, fake, rt, settle, posted, private) -> (title, fn).
-DEMO_STEPS: list[Callable[..., tuple[str, Callable[[], None]]]] = []
-
-# Importing the module registers the later steps (subscriptions, announcement, decision, digest, Home).
-import bot.devtools.demo_steps  # noqa: E402,F401

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from bot.settings import ConfigError, Settings
+from bot.core.settings import ConfigError, Settings
 
 Status = Literal["ok", "problem", "skipped"]
 SETTINGS_DOC = "the environment or .env (every setting is described in .env.example)"
@@ -130,7 +130,7 @@ def check_database(ctx: Context) -> list[Result]:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.db import Database, supported_url
+    from bot.core.db import Database, supported_url
 
     name = "database"
     try:
@@ -180,7 +180,7 @@ def _revisions(db: Any) -> tuple[set[str], set[str], set[str]]:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from bot.db import alembic_config
+    from bot.core.db import alembic_config
 
     script = ScriptDirectory.from_config(alembic_config())
     with db.engine.execution_options(loopline_readonly=True).connect() as conn:
@@ -191,7 +191,7 @@ def _revisions(db: Any) -> tuple[set[str], set[str], set[str]]:
 # -- Slack tokens and secrets -------------------------------------------------------------------------
 
 def _web_client(ctx: Context, token: str) -> Any:
-    from bot.slack.client import make_web_client
+    from bot.core.slack_client import make_web_client
 
     # One try, short timeout: the doctor reports what happens, it doesn't wait it out.
     return make_web_client(ctx.settings, token, retries=False, timeout=10)

@@ -3,60 +3,53 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
-from bot.db import Database
-from bot.groupcommit import GroupCommitter
-from bot.settings import Settings
-from bot.slack.client import SlackClients, make_web_client
+from bot import composition
+from bot.core.db import Database
+from bot.core.groupcommit import GroupCommitter
+from bot.core.settings import ConfigError, Settings
+from bot.core.slack_client import SlackClients, make_web_client
+from bot.features import Exporter, Feature, Periodic, Running
+from bot.queue.core import Worker
+from bot.slack.app import build_app
 from bot.slack.edge import Edge
-from bot.worker import Worker
 
 log = logging.getLogger(__name__)
 
-# Periodic jobs features add: (stable id, seconds, fn(runtime)). APScheduler runs them with stable ids
-# and replace_existing; the truth is in our tables, so a missed run is caught up by the next one.
-PERIODIC: list[tuple[str, float, Callable[[Runtime], None]]] = []
 
-
-def periodic(job_id: str, seconds: float) -> Callable[[Callable[[Runtime], None]], Callable[[Runtime], None]]:
-    def register(fn: Callable[[Runtime], None]) -> Callable[[Runtime], None]:
-        PERIODIC.append((job_id, seconds, fn))
-        return fn
-
-    return register
-
-
-# Long-running background loops features add (delivery fan-out, digest posting), each in its own
-# thread so a 200-second fan-out never holds up the inbox: fn(runtime) -> stop function.
-BACKGROUND: list[Callable[[Runtime], Callable[[], None]]] = []
-
-
-@periodic("prune-jobs", 3600)
 def _prune(rt: Runtime) -> None:
     rt.worker.prune()
 
 
+# The queue's own upkeep, beside the features' periodic tasks.
+CORE_PERIODIC = (Periodic("prune-jobs", 3600, _prune),)
+
+
 class Runtime:
-    def __init__(self, settings: Settings, *, migrate: bool = True):
+    def __init__(self, settings: Settings, *, migrate: bool = True, features: Sequence[Feature] | None = None):
+        """`features`: what this process runs; bot/composition.py lists them all (the default)."""
         self.settings = settings
+        self.features = list(features) if features is not None else composition.build_features()
         keys = settings.require_encryption_keys() if settings.oauth_enabled else []
         self.db = Database(settings.database_url)
         if migrate:
             self.db.upgrade()
         self.oauth_stores: tuple[Any, Any] | None = None
         if settings.oauth_enabled:
+            # lazy: only multi-workspace installs load OAuth and its cipher
             from bot.slack.oauth import TokenCipher, make_stores
 
             self.oauth_stores = make_stores(settings.slack_client_id or "", self.db.engine, TokenCipher(keys))
         self.slack = SlackClients(settings, self.oauth_stores[0] if self.oauth_stores else None, self.db)
-        self.worker = Worker(self.db, self.slack, settings)
+        self.worker = Worker(self.db, self.slack, settings, jobs=composition.worker_jobs(self.features),
+                             after_pass=self._nudge_background)
         self.writer = GroupCommitter(self.db, on_commit=self.worker.wake)
         self.worker.edge_busy = self.writer.busy
         self.edge = Edge(settings, self.db, self.writer, multi_workspace=self.oauth_stores is not None)
         self.scheduler: Any = None
-        self._stoppers: list[Callable[[], None]] = []
+        self._running: list[Running] = []
         self._identity: dict[str, Any] | None = None
 
     def bot_identity(self) -> dict[str, Any]:
@@ -67,8 +60,6 @@ class Runtime:
                 self._identity = {}
             else:
                 from slack_sdk.errors import SlackApiError
-
-                from bot.settings import ConfigError
 
                 try:
                     resp = make_web_client(self.settings, token).auth_test()
@@ -82,40 +73,48 @@ class Runtime:
         return self._identity
 
     def build_app(self, *, request_verification: bool = True) -> Any:
-        from bot.slack.app import build_app
-
         identity = None if self.oauth_stores else self.bot_identity()
-        return build_app(self.edge, bot_identity=identity, oauth_stores=self.oauth_stores,
+        return build_app(self.edge, listeners=composition.listeners(self.features), bot_identity=identity,
+                         oauth_stores=self.oauth_stores,
                          request_verification=request_verification)
 
     def start_background(self, *, worker: bool = True, scheduler: bool = True) -> None:
-        # Features register their periodic jobs and worker passes on import.
-        import bot.features  # noqa: F401
-
         if worker:
             self.worker.start()
-            self._stoppers = [start(self) for start in BACKGROUND]
+            self._running = [start(self) for start in composition.background(self.features)]
         if scheduler:
             from apscheduler.schedulers.background import BackgroundScheduler
 
             self.scheduler = BackgroundScheduler(timezone="UTC")
-            for job_id, seconds, fn in PERIODIC:
-                self.scheduler.add_job(fn, "interval", seconds=seconds, args=[self], id=job_id,
+            for p in self.periodic:
+                self.scheduler.add_job(p.run, "interval", seconds=p.seconds, args=[self], id=p.job_id,
                                        replace_existing=True, max_instances=1, coalesce=True,
                                        misfire_grace_time=None)
             self.scheduler.start()
 
-    def run_periodic_now(self) -> None:
-        import bot.features  # noqa: F401
+    @property
+    def periodic(self) -> list[Periodic]:
+        return [*CORE_PERIODIC, *composition.periodic(self.features)]
 
-        for _, _, fn in PERIODIC:
-            fn(self)
+    def exporters(self) -> dict[str, Exporter]:
+        return composition.exporters(self.features)
+
+    def run_periodic_now(self) -> None:
+        for p in self.periodic:
+            p.run(self)
+
+    def _nudge_background(self) -> None:
+        """After each worker pass (every edge commit, and once a second): background loops look too, so a
+        "send now" announcement goes out within milliseconds of the modal's submit."""
+        for running in self._running:
+            if running.wake is not None:
+                running.wake()
 
     def stop(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
-        for stop in self._stoppers:
-            stop()
+        for running in self._running:
+            running.stop()
         self.worker.stop()
         self.writer.close()
         self.db.dispose()

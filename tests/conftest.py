@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot import clock
-from bot.db import Database
+from bot.core import clock
+from bot.core.db import Database
+from bot.core.models import Base
+from bot.core.settings import Settings, load_settings
 from bot.devtools.fakeslack import FakeSlack
-from bot.models import Base
-from bot.settings import Settings, load_settings
 from tests.support.slack_requests import SlackSender
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -177,7 +177,7 @@ class RunningServer:
         """Wait until the worker has nothing due (the background thread does the work)."""
         from sqlalchemy import func, select
 
-        from bot.models import Job
+        from bot.core.models import Job
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -208,10 +208,11 @@ def slack(server: RunningServer, fake: FakeSlack) -> Iterator[SlackSender]:
 def export(db: Database, what: str = "feedback", **kw: Any) -> list[dict[str, Any]]:
     import json
 
-    from bot.exports import export_records
+    from bot import composition
+    from bot.core.exports import export_records
 
     with db.read_session() as s:
-        return [json.loads(line) for line in "".join(export_records(s, what, **kw)).splitlines() if line.strip()]
+        return [json.loads(line) for line in "".join(export_records(s, what, composition.exporters(composition.build_features()), **kw)).splitlines() if line.strip()]
 
 
 REPO = Path(__file__).resolve().parents[1]

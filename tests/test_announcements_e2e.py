@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from bot import clock
-from bot.db import Database
-from bot.services import announcements as an_svc
-from bot.services import subscriptions as sub_svc
-from bot.settings import Settings, load_settings
+from bot.core import clock
+from bot.core.db import Database
+from bot.core.settings import Settings, load_settings
+from bot.features.announcements import service as an_svc
+from bot.features.subscriptions import service as sub_svc
 from tests.conftest import ADMIN, BOT_TOKEN, PM, REP, REP2, REPO, SIGNING_SECRET, RunningServer, export
 from tests.support.slack_requests import SlackSender, text_value
 
@@ -170,7 +170,7 @@ def test_modal_validation_errors_go_back_into_the_modal(server, slack, fake, db)
 
 def test_announcement_reaches_each_subscribed_channel_once_then_edit_and_retract(server, slack, fake, db):
     seed_subscriptions(db, {"C0SALES": "Billing", "C0PRODUCT": "billing, mobile", "C0ACME": "mobile"})
-    from bot.models import Decision
+    from bot.core.models import Decision
     with db.session() as s:  # the decisions this announcement ships (validated by the decisions feature)
         s.add_all([Decision(id=3, team_id=TEAM, title="PO numbers"), Decision(id=7, team_id=TEAM, title="CSV")])
     view = open_modal(slack, fake)
@@ -319,9 +319,9 @@ def _announce_directly(db: Database, areas: str, *, send_at: datetime | None = N
 
 
 def test_a_copy_posted_before_a_crash_is_adopted_not_posted_again(settings, fake, db):
-    from bot.slack.client import SlackClients
-    from bot.slack.render.announcement import metadata
-    from bot.worker.delivery import DeliveryLoop
+    from bot.core.slack_client import SlackClients
+    from bot.features.announcements.delivery import DeliveryLoop
+    from bot.features.announcements.render import metadata
 
     seed_subscriptions(db, {"C0SALES": "pricing", "C0PRODUCT": "pricing"})
     aid = _announce_directly(db, "pricing")
@@ -333,7 +333,7 @@ def test_a_copy_posted_before_a_crash_is_adopted_not_posted_again(settings, fake
                           metadata=metadata(aid, claimed.delivery_id))
     from sqlalchemy import update
 
-    from bot.models import Delivery
+    from bot.core.models import Delivery
     with db.session() as s:  # the lease runs out
         s.execute(update(Delivery).where(Delivery.id == claimed.delivery_id)
                   .values(locked_until=clock.now() - timedelta(seconds=1)))
@@ -434,7 +434,7 @@ def test_two_servers_on_one_postgres_send_once(settings, fake, db):
 
 
 def test_an_expired_trigger_is_explained_not_silent(server, slack, fake, db):
-    from bot.models import Area, utcnow
+    from bot.core.models import Area, utcnow
 
     with db.session() as s:
         s.add(Area(team_id="T0001", name="billing", label="Billing", created_at=utcnow()))

@@ -8,13 +8,13 @@ from datetime import timedelta
 
 import pytest
 
-from bot import clock
+from bot.core import clock
+from bot.core.common import ServiceError
 from bot.devtools.fakeslack import blockkit
-from bot.services import announcements as an_svc
-from bot.services import subscriptions as sub_svc
-from bot.services.common import ServiceError
-from bot.slack.render import announcement as render
-from bot.worker.delivery import TokenBucket
+from bot.features.announcements import render
+from bot.features.announcements import service as an_svc
+from bot.features.announcements.delivery import TokenBucket
+from bot.features.subscriptions import service as sub_svc
 
 TEAM = "T0001"
 

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from bot import clock
+from bot.core import audience as rules
+from bot.core import clock
 from bot.devtools.fakeslack.blockkit import check_message_blocks, check_view
-from bot.services import audience as rules
-from bot.slack.render import decision as dec_render
-from bot.slack.render import feedback as fb_render
+from bot.features.decisions import render as dec_render
+from bot.features.feedback import render as fb_render
 from bot.slack.render.connect import home_for_outsider
 
 HOME = rules.Home("T0001")

@@ -162,7 +162,7 @@ def test_watch_in_private_channel_explains_how_to_invite(server, slack, fake, db
     server.settle()
     posts = fake.wait_for_webhook("w")
     assert "/invite @Loopline" in json.dumps(posts[-1])
-    from bot.services.channels import get_channel
+    from bot.core.channels import get_channel
     with db.read_session() as s:
         ch = get_channel(s, team_id="T0001", channel_id="G0SECRET")
         assert ch is not None and not ch.watched
@@ -197,7 +197,7 @@ def test_feedback_that_starts_with_account_is_not_lost(server, slack, fake, db):
     assert rec["text"] == text and rec["customer"] is None and rec["captured_by"] == REP
     server.settle()
     assert rec["id"] in json.dumps(fake.webhook_posts())
-    from bot.services.channels import get_channel
+    from bot.core.channels import get_channel
     with db.read_session() as s:
         ch = get_channel(s, team_id="T0001", channel_id="C0ACME")
         assert ch is None or ch.customer is None
@@ -221,7 +221,7 @@ def test_bad_signatures_and_malformed_bodies_get_4xx_and_server_stays_up(server,
 
 
 def test_every_subscribed_event_has_a_listener(server, slack):
-    from bot.slack.listeners.events import SUBSCRIBED_EVENTS
+    from bot.slack.events import SUBSCRIBED_EVENTS
 
     for etype in SUBSCRIBED_EVENTS:
         ev = {"type": etype, "user": REP, "channel": "C0SALES", "event_ts": "1.1"}

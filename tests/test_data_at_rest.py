@@ -22,13 +22,13 @@ from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from sqlalchemy import create_engine, text
 
-from bot import clock
-from bot.db import Database
-from bot.services import announcements as an_svc
-from bot.services import decisions as dec_svc
-from bot.services import feedback as fb_svc
-from bot.services import subscriptions as sub_svc
-from bot.settings import load_settings
+from bot.core import clock
+from bot.core.db import Database
+from bot.core.settings import load_settings
+from bot.features.announcements import service as an_svc
+from bot.features.decisions import service as dec_svc
+from bot.features.feedback import service as fb_svc
+from bot.features.subscriptions import service as sub_svc
 from tests.conftest import REP, SIGNING_SECRET, RunningServer, export
 from tests.support.slack_requests import SlackSender
 from tests.test_cli import CLEAN_ENV, run
@@ -94,7 +94,7 @@ def test_csv_export_neutralises_formulas_in_every_kind_and_keeps_numbers(db, db_
 
 
 def test_csv_cells_negative_numbers_stay_numbers_text_that_looks_like_a_formula_does_not():
-    from bot.exports import records_to_csv
+    from bot.core.exports import records_to_csv
 
     out = "".join(records_to_csv([
         {"id": "FB-1", "arr": -1200.5, "votes": -3, "text": "-1200.5", "decision_ids": ["D-1"]},

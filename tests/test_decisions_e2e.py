@@ -8,8 +8,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from bot import clock, hooks
-from bot.models import Announcement, Decision, Job, LoopNotification
+from bot.core import clock
+from bot.core.models import Announcement, Decision, Job, LoopNotification
+from bot.features.decisions import service as dec_svc
 from tests.conftest import ADMIN, CUSTOMER, PM, REP, REP2, export
 from tests.support.slack_requests import text_value
 
@@ -219,17 +220,15 @@ def test_announcement_naming_a_decision_notifies_shipped(server, slack, fake, db
     d = log_decision(server, slack, fake, feedback=fid)
     number = int(d["id"].split("-")[1])
     with db.session() as s:
-        problems = [p for fn in hooks.decision_ids_validators for p in fn(s, "T0001", [number, 9999])]
+        problems = dec_svc.validate_decision_ids(s, "T0001", [number, 9999])
         assert problems == ["D-9999 does not exist"]
         ann = Announcement(team_id="T0001", title="IE11 is gone", body="Shipped.", areas=["admin console"],
                            author=ADMIN, status="sent", decision_ids=[number])
         s.add(ann)
         s.flush()
         ann_id = ann.id
-        for fn in hooks.announcement_sent:
-            fn(s, ann)
-        for fn in hooks.announcement_sent:  # called again (a retried send): nothing new
-            fn(s, ann)
+        dec_svc.on_announcement_sent(s, ann)
+        dec_svc.on_announcement_sent(s, ann)  # called again (a retried send): nothing new
     server.rt.worker.wake()
     server.settle()
     [dm] = fake.wait_until(lambda: fake.dms(REP))
@@ -273,9 +272,8 @@ def test_card_in_a_private_channel_the_bot_is_not_in_tells_the_author(server, sl
 
 
 def test_home_flags_overdue_and_stale(server, slack, fake, db):
-    from bot.services.home import HomeData
-    from bot.slack.render.home import home_view
-    from bot.worker.home import HOME_HOOKS
+    from bot.features.home.render import home_view
+    from bot.features.home.service import HomeData
 
     d = log_decision(server, slack, fake, due="2020-01-01")
     fresh = log_decision(server, slack, fake, due=None)
@@ -287,7 +285,7 @@ def test_home_flags_overdue_and_stale(server, slack, fake, db):
         data = HomeData(open_decisions=[{"id": dec.id, "title": dec.title, "status": dec.status, "owner": dec.owner,
                                          "due": dec.due, "channel": dec.channel, "ts": dec.ts}
                                         for dec in s.scalars(select(Decision).order_by(Decision.id))])
-        for fn in HOME_HOOKS:
+        for fn in [sec for f in server.rt.features for sec in f.home_sections]:
             fn(s, data, "T0001", PM)
     flags = {f"D-{i['id']}": (i["overdue"], i["stale"]) for i in data.open_decisions}
     assert flags == {d["id"]: (True, True), fresh["id"]: (False, False)}

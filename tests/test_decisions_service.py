@@ -7,12 +7,12 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from bot.core.common import ServiceError
+from bot.core.models import Decision, Job, LoopNotification
 from bot.devtools.fakeslack.blockkit import check_message_blocks, check_view
-from bot.models import Decision, Job, LoopNotification
-from bot.services import decisions as svc
-from bot.services import feedback as fb_svc
-from bot.services.common import ServiceError
-from bot.slack.render import decision as render
+from bot.features.decisions import render
+from bot.features.decisions import service as svc
+from bot.features.feedback import service as fb_svc
 from tests.conftest import export
 
 T = "T0001"
@@ -124,24 +124,22 @@ def test_renderers_stay_within_block_kit_limits():
 
 
 def test_csv_export_of_decisions(db):
-    from bot.exports import export_records
+    from bot import composition
+    from bot.core.exports import export_records
 
     with db.session() as s:
         svc.create_decision(s, team_id=T, source_key="v1", title='Quote "this", & that', created_by="U0PM",
                             channel="C0SALES")
     with db.read_session() as s:
-        out = "".join(export_records(s, "decisions", fmt="csv"))
+        out = "".join(export_records(s, "decisions", composition.exporters(composition.build_features()), fmt="csv"))
     header, row = out.splitlines()[:2]
     assert header.split(",")[:4] == ["id", "title", "context", "status"]
     assert row.startswith('D-') and '"Quote ""this"", & that"' in row and "proposed" in row
 
 
-def test_decision_ids_validator_is_registered(db):
-    from bot import hooks
-
+def test_decision_ids_validator(db):
     with db.session() as s:
         d, _ = svc.create_decision(s, team_id=T, source_key="v1", title="x", created_by="U0PM", channel=None)
-        assert svc.validate_decision_ids in hooks.decision_ids_validators
         assert svc.validate_decision_ids(s, T, [d.id]) == []
         assert svc.validate_decision_ids(s, "T_OTHER", [d.id]) == [f"D-{d.id} does not exist"]
     with db.read_session() as s:

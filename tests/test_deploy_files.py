@@ -22,7 +22,7 @@ import yaml
 from dotenv import dotenv_values
 
 from bot.cli import build_parser
-from bot.settings import Settings
+from bot.core.settings import Settings
 from tests.conftest import PG_ADMIN_URL, REPO, RunningServer
 from tests.support.process import free_port
 

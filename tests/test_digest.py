@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.db import Database
+from bot.core.db import Database
+from bot.core.models import Decision, DecisionFeedback, Feedback
 from bot.devtools.fakeslack.blockkit import check_message_blocks
-from bot.models import Decision, DecisionFeedback, Feedback
-from bot.services.digests import DigestData, DigestTheme, build_digest
-from bot.slack.render.digest import render_digest
+from bot.features.digests.render import render_digest
+from bot.features.digests.service import DigestData, DigestTheme, build_digest
 from bot.themes import TfidfEmbedder
 
 if TYPE_CHECKING:
@@ -169,8 +169,8 @@ def test_empty_period_still_renders(db):
 
 
 def test_stored_vectors_are_used_when_all_present(db):
+    from bot.features.digests.jobs import embed_pending
     from bot.themes import pack_vector
-    from bot.worker.digests import embed_pending
 
     class Fixed:
         name, dim, corpus_dependent = "fixed-test", 16, False

@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot import clock
+from bot.core import clock
+from bot.core.models import DigestRun, DigestSchedule
 from bot.devtools.fakeslack.blockkit import check_message_blocks
-from bot.models import DigestRun, DigestSchedule
-from bot.services import schedules as sched_svc
+from bot.features.digests import schedules as sched_svc
 from tests.conftest import PM, REP
 from tests.test_digest import PING, WITHDRAWN, seed
 
@@ -58,8 +58,8 @@ def test_digest_now_posts_parent_thread_replies_and_chart(server, slack, fake, d
         assert run.status == "posted" and run.ts == parent["ts"] and run.requested_by == PM
         assert len([x for x in run.reply_ts if not x.startswith("file:")]) == len(texts)
     # App Home shows the latest digest's themes (the hook, called as publish_home calls it).
-    from bot.services.home import HomeData
-    from bot.worker.digests import home_themes
+    from bot.features.digests.jobs import home_themes
+    from bot.features.home.service import HomeData
 
     home = HomeData()
     with db.read_session() as s:
@@ -90,8 +90,8 @@ def test_schedule_resolves_time_zone_after_ack_and_answers_privately(server, sla
 
 def test_two_runtimes_post_each_period_exactly_once(settings, fake, db):
     """Two processes' planners and posters on one database, racing: one parent per period."""
+    from bot.features.digests.jobs import run_due
     from bot.runtime import Runtime
-    from bot.worker.digests import run_due
 
     now = clock.now()
     seed(db, now=now)
@@ -129,8 +129,8 @@ def test_two_runtimes_post_each_period_exactly_once(settings, fake, db):
 
 
 def test_resumed_run_continues_the_thread_instead_of_a_second_parent(settings, fake, db):
-    from bot.slack.client import SlackClients
-    from bot.worker.digests import claim_run, process_claimed
+    from bot.core.slack_client import SlackClients
+    from bot.features.digests.jobs import claim_run, process_claimed
 
     now = clock.now()
     seed(db, now=now)
@@ -191,7 +191,7 @@ def test_cli_print_and_json(settings, db, capsys, monkeypatch):
 
 def _post_and_forget(db, settings, fake, rid, clients):
     """Post the run, then pretend the poster died right after Slack accepted everything."""
-    from bot.worker.digests import process_claimed
+    from bot.features.digests.jobs import process_claimed
 
     process_claimed(db, settings, clients.for_team, rid)
     with db.session() as s:
@@ -204,8 +204,8 @@ def _post_and_forget(db, settings, fake, rid, clients):
 
 
 def test_parent_posted_by_a_crashed_attempt_is_adopted_with_its_replies(settings, fake, db):
-    from bot.slack.client import SlackClients
-    from bot.worker.digests import claim_run, process_claimed
+    from bot.core.slack_client import SlackClients
+    from bot.features.digests.jobs import claim_run, process_claimed
 
     now = clock.now()
     seed(db, now=now)
@@ -229,8 +229,8 @@ def test_parent_posted_by_a_crashed_attempt_is_adopted_with_its_replies(settings
 
 
 def test_parent_post_answered_500_ends_with_one_parent(settings, fake, db):
-    from bot.slack.client import SlackClients
-    from bot.worker.digests import claim_run, process_claimed
+    from bot.core.slack_client import SlackClients
+    from bot.features.digests.jobs import claim_run, process_claimed
 
     now = clock.now()
     seed(db, now=now)

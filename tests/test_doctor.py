@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.db import Database, alembic_config
+from bot.core.db import Database, alembic_config
+from bot.core.settings import Settings, load_settings
 from bot.devtools.fakeslack import DEFAULT_SCOPES, FakeSlack
 from bot.doctor import run
-from bot.settings import Settings, load_settings
 from tests.conftest import REPO, RunningServer
 from tests.support.process import free_port
 

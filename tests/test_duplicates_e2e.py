@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from bot.services import channels as channel_svc
-from bot.services import decisions as dec_svc
-from bot.services import feedback as fb_svc
-from bot.settings import Settings, load_settings
+from bot.core import channels as channel_svc
+from bot.core.settings import Settings, load_settings
+from bot.features.decisions import service as dec_svc
+from bot.features.feedback import service as fb_svc
 from tests.conftest import ADMIN, BOT_TOKEN, CUSTOMER, EXT_TEAM, PM, REP, REP2, SIGNING_SECRET, export
 
 OKTA = "Okta SSO logs everyone out after 10 minutes & they have to sign in again <!channel>"
@@ -147,7 +147,7 @@ def test_keep_separate_is_remembered(server, slack, fake, db):
     assert answer["replace_original"] is True and "Kept separate" in answer["text"]
     assert by_id(db)[f"FB-{new}"]["merged_into"] is None
     # The check again for the same item (as a retried job would): the pair is not offered any more.
-    from bot.services.common import enqueue
+    from bot.core.common import enqueue
 
     with db.session() as s:
         enqueue(s, key="similar-again", kind="feedback.similar", team_id="T0001",
@@ -181,10 +181,10 @@ def test_loop_closes_for_the_people_of_a_merged_item(server, slack, fake, db):
 def test_digest_and_home_count_a_merged_item_once(server, slack, fake, db):
     from datetime import timedelta
 
-    from bot import clock
-    from bot.services import merging
-    from bot.services.digests import build_digest
-    from bot.services.home import home_data
+    from bot.core import clock
+    from bot.features.digests.service import build_digest
+    from bot.features.feedback import merging
+    from bot.features.home.service import home_data
     from bot.themes import StaticEmbedder
 
     old = seed(db, OKTA, user=PM, customer="Acme Corp", arr=120_000)
@@ -236,8 +236,8 @@ def test_the_check_waits_while_the_edge_is_busy(server, slack, fake, db):
 
     from sqlalchemy import select, update
 
-    from bot import clock
-    from bot.models import Job
+    from bot.core import clock
+    from bot.core.models import Job
 
     seed(db, OKTA, user=PM)
     server.rt.writer.busy_until = time.monotonic() + 60  # a burst of acks is going on
@@ -257,7 +257,7 @@ def test_the_check_waits_while_the_edge_is_busy(server, slack, fake, db):
 def _attempted(db) -> bool:
     from sqlalchemy import select
 
-    from bot.models import Job
+    from bot.core.models import Job
 
     with db.read_session() as s:
         return bool(s.scalar(select(Job.attempts).where(Job.kind == "feedback.similar")))

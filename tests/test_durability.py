@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from bot.models import Job
+from bot.core.models import Job
 from tests.conftest import BOT_TOKEN, CUSTOMER, REP, REP2, SIGNING_SECRET, export
 from tests.support.process import BotProcess, bot_env
 from tests.support.slack_requests import SlackSender
@@ -135,7 +135,7 @@ def test_a_failed_inbox_write_is_not_acked_so_slack_retries_and_nothing_is_lost(
                                                                                    monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    from bot.groupcommit import RowInsert
+    from bot.core.groupcommit import RowInsert
 
     real = RowInsert.run_batch.__func__  # type: ignore[attr-defined]
     failures = {"left": 2}  # the batch, then the unit replayed alone: the database is really down

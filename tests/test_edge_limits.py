@@ -20,8 +20,8 @@ import httpx
 import pytest
 from sqlalchemy import func, insert, select
 
-from bot.logging import JsonFormatter
-from bot.settings import load_settings
+from bot.core.logging import JsonFormatter
+from bot.core.settings import load_settings
 from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, REP, SIGNING_SECRET, RunningServer, export
 from tests.support.process import BotProcess, bot_env
 from tests.support.slack_requests import SlackSender
@@ -91,7 +91,7 @@ def test_a_chunked_body_is_counted_while_it_streams_and_cut_off_at_the_limit(ser
 
 
 def test_the_largest_requests_slack_really_sends_fit_under_the_limit(server, slack, fake, db):
-    from bot.httplimits import MAX_BODY_BYTES
+    from bot.core.httplimits import MAX_BODY_BYTES
 
     text = (CJK * (40_000 // len(CJK) + 1))[:40_000]  # Slack truncates message text at 40,000 characters
     rich = [{"type": "rich_text", "block_id": "b1", "elements": [
@@ -258,7 +258,7 @@ def test_a_100_mb_junk_post_does_not_slow_the_acks_slack_waits_for(env, fake, db
 
 
 def test_stalled_connections_never_starve_real_requests_and_are_closed(env, fake, db, tmp_path):
-    from bot.httplimits import HEAD_DEADLINE_S
+    from bot.core.httplimits import HEAD_DEADLINE_S
 
     # 256 descriptors: a 340-connection slowloris would exhaust them (it did: accept() failed and real
     # requests waited forever).

@@ -26,11 +26,11 @@ import httpx
 import pytest
 from sqlalchemy import make_url, select, text
 
-from bot import clock
-from bot.db import Database
-from bot.models import Feedback, Job
-from bot.services.common import job_row
-from bot.settings import load_settings
+from bot.core import clock
+from bot.core.common import job_row
+from bot.core.db import Database
+from bot.core.models import Feedback, Job
+from bot.core.settings import load_settings
 from tests.conftest import BOT_TOKEN, CUSTOMER, REP, REP2, SIGNING_SECRET, RunningServer, export
 from tests.support.faults import TcpProxy, commit_time_fk_violation, write_lock_held
 from tests.support.process import BotProcess, bot_env

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from bot.services import decisions as dec_svc
-from bot.services import feedback as fb_svc
-from bot.services import merging
-from bot.settings import Settings, load_settings
+from bot.core.settings import Settings, load_settings
+from bot.features.decisions import service as dec_svc
+from bot.features.feedback import merging
+from bot.features.feedback import service as fb_svc
 from tests.conftest import ADMIN, BOT_TOKEN, CUSTOMER, EXT_TEAM, PM, REP, REP2, SIGNING_SECRET
 from tests.support.slack_requests import text_value
 

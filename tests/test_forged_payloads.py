@@ -16,14 +16,14 @@ from typing import Any
 import httpx
 import pytest
 
-from bot import clock
+from bot.core import clock
+from bot.core.models import Acknowledgement, Feedback
+from bot.core.settings import load_settings
 from bot.devtools.fakeslack import default_oauth_response
-from bot.models import Acknowledgement, Feedback
-from bot.services import announcements as an_svc
-from bot.services import decisions as dec_svc
-from bot.services import subscriptions as sub_svc
-from bot.settings import load_settings
-from bot.slack.render import feedback as fb_render
+from bot.features.announcements import service as an_svc
+from bot.features.decisions import service as dec_svc
+from bot.features.feedback import render as fb_render
+from bot.features.subscriptions import service as sub_svc
 from tests.conftest import ADMIN, ENCRYPTION_KEY, PM, REP, SIGNING_SECRET, RunningServer, export
 from tests.support.slack_requests import SlackSender, select_value, text_value
 from tests.test_announcements_e2e import modal_values, open_modal, seed_subscriptions, wait

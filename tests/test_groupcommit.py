@@ -1,6 +1,6 @@
 """The group committer: many requests per commit, and a failure stays with the request that caused it.
 
-These drive bot/groupcommit.py directly against the real test database. A request is acked only after
+These drive bot/core/groupcommit.py directly against the real test database. A request is acked only after
 its write is durable, so the writer must (1) report success only for a unit whose commit succeeded,
 (2) give each request its own outcome, and (3) survive anything a unit or a caller does, failing the
 callers it cannot serve instead of leaving every later write waiting forever.
@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.groupcommit import GroupCommitter, WriteFailed
-from bot.models import Job
-from bot.services.common import enqueue
+from bot.core.common import enqueue
+from bot.core.groupcommit import GroupCommitter, WriteFailed
+from bot.core.models import Job
 from tests.support.faults import commit_time_fk_violation, write_lock_held
 
 NOTE = "Ünïcode & <tags> 🚀 — “quotes” <!channel>"

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot import clock
+from bot.core import clock
+from bot.core.models import Decision, DigestRun, Feedback
 from bot.devtools.fakeslack.blockkit import check_view
-from bot.models import Decision, DigestRun, Feedback
-from bot.services import subscriptions as sub_svc
+from bot.features.subscriptions import service as sub_svc
 from tests.conftest import ADMIN, PM, REP, REP2, export
 from tests.test_announcements_e2e import copies, modal_values, open_modal
 from tests.test_decisions_e2e import capture_acme, click, log_decision

@@ -22,10 +22,10 @@ import pytest
 from slack_sdk.oauth.installation_store import Installation
 from sqlalchemy import select
 
-from bot.models import Feedback, Job
-from bot.settings import Settings, load_settings
+from bot.core.models import Feedback, Job
+from bot.core.settings import Settings, load_settings
+from bot.features.feedback import render as fb_render
 from bot.slack.manifest import BOT_SCOPES
-from bot.slack.render import feedback as fb_render
 from tests.conftest import ENCRYPTION_KEY, SIGNING_SECRET, RunningServer, export
 from tests.support.slack_requests import SlackSender, select_value, text_value
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.models import Feedback
-from bot.services import decisions as dec_svc
-from bot.services import feedback as fb_svc
-from bot.services import merging
-from bot.services.common import ServiceError
+from bot.core.common import ServiceError
+from bot.core.models import Feedback
+from bot.features.decisions import service as dec_svc
+from bot.features.feedback import merging
+from bot.features.feedback import service as fb_svc
 from bot.themes import StaticEmbedder, pack_vector
 
 EMB = StaticEmbedder()

@@ -8,8 +8,8 @@ import re
 
 import httpx
 
-from bot.logging import JsonFormatter, bind, redact
-from bot.settings import load_settings
+from bot.core.logging import JsonFormatter, bind, redact
+from bot.core.settings import load_settings
 from tests.conftest import ENCRYPTION_KEY, SIGNING_SECRET, RunningServer, export
 from tests.support.slack_requests import SlackSender
 
@@ -51,7 +51,7 @@ def test_logs_are_json_with_context_and_never_show_tokens(capsys):
     logger = logging.getLogger("loopline.test")
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
-    from bot.logging import ContextFilter
+    from bot.core.logging import ContextFilter
 
     handler.addFilter(ContextFilter())
     logger.addHandler(handler)

@@ -1,4 +1,4 @@
-"""bot.worker.postonce against the fake Slack: adopt what an earlier attempt posted, never re-send blindly."""
+"""bot.queue.postonce against the fake Slack: adopt what an earlier attempt posted, never re-send blindly."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from slack_sdk.errors import SlackApiError
 
-from bot import clock
+from bot.core import clock
+from bot.core.slack_client import SlackClients
 from bot.devtools.fakeslack import BOT_USER_ID
-from bot.slack.client import SlackClients
-from bot.worker.postonce import metadata, post_once
+from bot.queue.postonce import metadata, post_once
 from tests.conftest import REP
 
 TEXT = "Décision D-7 « IE11 » & <!channel> 🚀"

@@ -129,7 +129,7 @@ def test_import_and_a_long_digest_show_progress_on_a_terminal_only(big_csv: Path
         assert step in err_tty, err_tty
     # What the person sees at the end: the log lines, each whole on its own line, and no progress left over.
     seen = screen(err_tty)
-    logged = [line for line in seen if "INFO bot.services.digests" in line]
+    logged = [line for line in seen if "INFO bot.features.digests.service" in line]
     assert len(logged) == 1 and logged[0].startswith("20"), seen
     assert not any("digest:" in line for line in seen), seen
     assert "digest:" not in err_pipe and "\r" not in err_pipe

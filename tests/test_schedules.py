@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.models import DigestRun
-from bot.services import schedules as svc
+from bot.core.models import DigestRun
+from bot.features.digests import schedules as svc
 
 NY = ZoneInfo("America/New_York")
 

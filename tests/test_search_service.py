@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.services import channels as channel_svc
-from bot.services import feedback as fb_svc
-from bot.services import merging
-from bot.services import search as svc
+from bot.core import channels as channel_svc
+from bot.features.feedback import merging
+from bot.features.feedback import search as svc
+from bot.features.feedback import service as fb_svc
 from bot.themes import StaticEmbedder, pack_vector
 
 EMB = StaticEmbedder()

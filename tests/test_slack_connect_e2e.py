@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import clock
-from bot.models import Decision, DigestRun, DigestSchedule, Feedback, LoopNotification
-from bot.services import channels as channel_svc
-from bot.services import schedules as sched_svc
-from bot.slack.render.feedback import feedback_modal
+from bot.core import channels as channel_svc
+from bot.core import clock
+from bot.core.models import Decision, DigestRun, DigestSchedule, Feedback, LoopNotification
+from bot.features.digests import schedules as sched_svc
+from bot.features.feedback.render import feedback_modal
 from tests.conftest import ADMIN, BOT_TOKEN, CUSTOMER, EXT_TEAM, PM, REP, export
 from tests.support.slack_requests import select_value, text_value
 from tests.test_announcements_e2e import copies, modal_values, open_modal, seed_subscriptions

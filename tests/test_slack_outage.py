@@ -15,9 +15,9 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from bot import clock
-from bot.models import Feedback, Job
-from bot.worker.core import RETRY, TransientError
+from bot.core import clock
+from bot.core.models import Feedback, Job
+from bot.queue.core import RETRY, TransientError
 from tests.conftest import CUSTOMER, PINNED_NOW, REP, REP2, export
 
 SOC2 = "Need an audit trail for role changes — our SOC 2 auditors asked 🙏 <!here> & <@U0PM>"

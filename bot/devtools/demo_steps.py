@@ -1,7 +1,7 @@
 """`loopline demo`, continued: subscriptions, an announcement, a decision that closes the loop, the digest,
 and App Home. Each factory gets (slack, fake, rt, settle, posted, private) and returns (title, fn).
 
-Importing this module appends the factories to bot.demo.DEMO_STEPS (bot/demo.py imports it at the end).
+STEPS is the explicit list bot/demo.py runs after its own steps.
 """
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot import demo
-from bot.demo import ADMIN, PM, REP, REP2, _blocks_text, _show
+from bot.core.models import DigestRun
+from bot.devtools.demo_text import ADMIN, PM, REP, REP2
+from bot.devtools.demo_text import blocks_text as _blocks_text
+from bot.devtools.demo_text import show as _show
 from bot.devtools.slack_requests import TEAM, text_value
+from bot.features.subscriptions.service import ensure_area
 from bot.slack.ids import Block
 
 Step = tuple[str, Callable[[], None]]
@@ -75,7 +78,6 @@ def _views_opened(fake: Any) -> int:
 
 def subscribe(slack: Any, fake: Any, rt: Any, settle: Any, posted: Any, private: Any) -> Step:
     def run() -> None:
-        from bot.services.subscriptions import ensure_area
 
         # An admin set the workspace's product areas up long ago; only admins and announcers create new ones.
         with rt.db.session() as s:
@@ -188,7 +190,6 @@ def digest(slack: Any, fake: Any, rt: Any, settle: Any, posted: Any, private: An
     def run() -> None:
         from sqlalchemy import select
 
-        from bot.models import DigestRun
 
         r = slack.command("/digest", "now", user=PM, channel="C0PRODUCT", channel_name="product")
         _show("only priya sees", r.json().get("text", ""))
@@ -227,4 +228,4 @@ def home(slack: Any, fake: Any, rt: Any, settle: Any, posted: Any, private: Any)
     return "dana opens Loopline's App Home", run
 
 
-demo.DEMO_STEPS.extend([subscribe, announce, decide, week, digest, home])
+STEPS: list[Callable[..., Step]] = [subscribe, announce, decide, week, digest, home]

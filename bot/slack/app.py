@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -13,17 +14,21 @@ from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.response import BoltResponse
 
 import bot.slack.compat  # noqa: F401  (fixes Bolt's body parser before any request)
-from bot.logging import bind
-from bot.slack.client import make_async_web_client
+from bot.core.logging import bind
+from bot.core.slack_client import make_async_web_client
+from bot.slack import events
 from bot.slack.edge import Edge, team_of
 from bot.slack.manifest import BOT_SCOPES
 
 log = logging.getLogger(__name__)
 
 
-def build_app(edge: Edge, *, bot_identity: dict[str, Any] | None = None, oauth_stores: tuple[Any, Any] | None = None,
+def build_app(edge: Edge, *, listeners: Sequence[Callable[[AsyncApp, Edge], None]],
+              bot_identity: dict[str, Any] | None = None, oauth_stores: tuple[Any, Any] | None = None,
               request_verification: bool = True) -> AsyncApp:
-    """`bot_identity` is auth.test's answer for the single-workspace token (fetched once at start-up).
+    """`listeners`: each feature's registration (bot/composition.py lists them); the Events API inbox
+    (bot/slack/events.py) is always registered first.
+    `bot_identity` is auth.test's answer for the single-workspace token (fetched once at start-up).
     `request_verification=False` only where the signature was checked before (bot/server.py)."""
     settings = edge.settings
     signing_secret = settings.secret("slack_signing_secret") or ""
@@ -32,6 +37,7 @@ def build_app(edge: Edge, *, bot_identity: dict[str, Any] | None = None, oauth_s
     common: dict[str, Any] = {"signing_secret": signing_secret, "process_before_response": True,
                               "request_verification_enabled": request_verification, "ignoring_self_events_enabled": True}
     if oauth_stores is not None:
+        # lazy: only multi-workspace installs load OAuth and its cipher
         from bot.slack.oauth import AsyncInstallationStoreAdapter, AsyncStateStoreAdapter, StoredBotAuthorize
 
         installs, states = oauth_stores
@@ -83,7 +89,7 @@ def build_app(edge: Edge, *, bot_identity: dict[str, Any] | None = None, oauth_s
                                 body=json.dumps({"response_type": "ephemeral", "text": message}))
         return None
 
-    from bot.slack.listeners import register_all
-
-    register_all(app, edge)
+    events.register(app, edge)
+    for register in listeners:
+        register(app, edge)
     return app

@@ -14,15 +14,15 @@ from slack_bolt.request.internals import extract_enterprise_id, extract_is_enter
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session
 
-from bot import clock
-from bot.db import Database, PointReader
-from bot.groupcommit import GroupCommitter
-from bot.models import Job
-from bot.services import audience as rules
-from bot.services import channels as channel_svc
-from bot.services import workspaces as ws_svc
-from bot.services.common import job_row
-from bot.settings import Settings
+from bot.core import audience as rules
+from bot.core import channels as channel_svc
+from bot.core import clock
+from bot.core import workspaces as ws_svc
+from bot.core.common import job_row
+from bot.core.db import Database, PointReader
+from bot.core.groupcommit import GroupCommitter
+from bot.core.models import Job
+from bot.core.settings import Settings
 from bot.slack.render.connect import NOT_KNOWN_YET, OUTSIDER_REFUSAL
 
 T = TypeVar("T")
@@ -48,7 +48,7 @@ class Edge:
 
         Jobs, deliveries and digests are keyed by workspace; Bolt finds a bot by enterprise id, workspace
         and whether the install is org-wide. The first request a process sees for a workspace records
-        the installation that authorised it (bot.services.workspaces), committed before any job the
+        the installation that authorised it (bot.core.workspaces), committed before any job the
         request queues; later requests cost a set lookup.
         """
         team = team_of(body)

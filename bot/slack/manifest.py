@@ -6,6 +6,8 @@ from typing import Any
 
 import yaml
 
+from bot.slack.events import MANIFEST_BOT_EVENTS
+
 COMMANDS = [
     ("/feedback", "Capture customer feedback (or: watch, unwatch, account NAME [ARR])", "[text | watch | unwatch | account NAME ARR]"),
     ("/announce", "Announce a product change to subscribed channels", ""),
@@ -39,8 +41,6 @@ BOT_SCOPES = [
 
 
 def manifest(url: str) -> dict[str, Any]:
-    from bot.slack.listeners.events import MANIFEST_BOT_EVENTS
-
     base = url.rstrip("/")
     events_url = f"{base}/slack/events"
     return {

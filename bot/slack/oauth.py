@@ -25,9 +25,9 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import Connection, Engine, Text, delete, inspect, select, type_coerce
 from sqlalchemy.types import TypeDecorator
 
-from bot.db import Database
-from bot.settings import ConfigError
-from bot.slack.client import bot_for_workspace
+from bot.core.db import Database
+from bot.core.settings import ConfigError
+from bot.core.slack_client import bot_for_workspace
 
 # Every column of slack-sdk's tables that holds a credential (an incoming webhook URL lets anyone post).
 TOKEN_COLUMNS = ("bot_token", "bot_refresh_token", "user_token", "user_refresh_token", "incoming_webhook_url")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.models
+import bot.core.models
 
 revision: str = "0003_connect"
 down_revision: str | None = "0002_token_encryption"
@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=8), nullable=False),
         sa.Column("object_id", sa.String(length=32), nullable=False),
         sa.Column("external", sa.Boolean(), nullable=False),
-        sa.Column("checked_at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("checked_at", bot.core.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("team_id", "kind", "object_id", name="uq_audience_check"),
     )

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.models
+import bot.core.models
 
 revision: str = "0004_view_grants"
 down_revision: str | None = "0003_connect"
@@ -25,8 +25,8 @@ def upgrade() -> None:
         sa.Column("team_id", sa.String(length=32), nullable=False),
         sa.Column("user_id", sa.String(length=32), nullable=False),
         sa.Column("purpose", sa.String(length=32), nullable=False),
-        sa.Column("expires_at", bot.models.UTCDateTime(), nullable=False),
-        sa.Column("created_at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", bot.core.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", bot.core.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("view_key"),
     )

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.models
+import bot.core.models
 
 revision: str = "0005_installs"
 down_revision: str | None = "0004_view_grants"
@@ -23,7 +23,7 @@ def upgrade() -> None:
         sa.Column("team_id", sa.String(length=32), nullable=False),
         sa.Column("enterprise_id", sa.String(length=32), nullable=True),
         sa.Column("is_enterprise_install", sa.Boolean(), nullable=False),
-        sa.Column("updated_at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", bot.core.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("team_id"),
     )
     op.create_index("ix_workspaces_enterprise", "workspaces", ["enterprise_id"], unique=False)

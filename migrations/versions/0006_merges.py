@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import bot.models
+import bot.core.models
 
 revision: str = "0006_merges"
 down_revision: str | None = "0005_installs"
@@ -30,8 +30,8 @@ def upgrade() -> None:
         sa.Column("by", sa.String(length=32), nullable=True),
         sa.Column("request_key", sa.String(length=255), nullable=False),
         sa.Column("moved", sa.JSON(), nullable=False),
-        sa.Column("created_at", bot.models.UTCDateTime(), nullable=False),
-        sa.Column("undone_at", bot.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", bot.core.models.UTCDateTime(), nullable=False),
+        sa.Column("undone_at", bot.core.models.UTCDateTime(), nullable=True),
         sa.Column("undone_by", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(["feedback_id"], ["feedback.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["into_id"], ["feedback.id"], ondelete="CASCADE"),
@@ -47,7 +47,7 @@ def upgrade() -> None:
         sa.Column("high_id", sa.Integer(), nullable=False),
         sa.Column("choice", sa.String(length=16), nullable=False),
         sa.Column("by", sa.String(length=32), nullable=True),
-        sa.Column("created_at", bot.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", bot.core.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["low_id"], ["feedback.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["high_id"], ["feedback.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from sqlalchemy import text
 
-from bot.db import Database, is_postgres
+from bot.core.db import Database, is_postgres
 
 POISON_TABLE = "fault_poison"
 
@@ -67,7 +67,7 @@ def write_lock_held(db: Database) -> Iterator[None]:
         if is_postgres(db.engine):
             c.execute(text("LOCK TABLE jobs, feedback IN EXCLUSIVE MODE"))
         else:
-            c.execute(text("SELECT 1"))  # bot/db.py begins every writing transaction IMMEDIATE
+            c.execute(text("SELECT 1"))  # bot/core/db.py begins every writing transaction IMMEDIATE
         try:
             yield
         finally:
