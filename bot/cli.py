@@ -70,11 +70,20 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
     rt = Runtime(s)
     rt.start_background()
+    stop_metrics = None
+    if args.metrics_port:
+        from bot.metrics import serve_metrics
+
+        stop_metrics = serve_metrics(rt.metrics, args.metrics_host, args.metrics_port,
+                                     token=s.secret("loopline_metrics_token"))
+        log.info("metrics on http://%s:%s/metrics", args.metrics_host, args.metrics_port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info("scheduler and worker running")
     stop.wait()
+    if stop_metrics is not None:
+        stop_metrics()
     rt.stop()
     return 0
 
@@ -217,7 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-scheduler", action="store_true")
     p.set_defaults(fn=cmd_socket)
 
-    sub.add_parser("scheduler", help="run only the scheduler/delivery worker").set_defaults(fn=cmd_scheduler)
+    p = sub.add_parser("scheduler", help="run only the scheduler/delivery worker")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve GET /metrics (Prometheus) on this port (default: off)")
+    p.add_argument("--metrics-host", default="0.0.0.0",
+                   help="address for --metrics-port (default 0.0.0.0: reachable by a Prometheus in another container)")
+    p.set_defaults(fn=cmd_scheduler)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
     sub.add_parser("new-key", help="print a new key for LOOPLINE_ENCRYPTION_KEY").set_defaults(fn=cmd_new_key)
     sub.add_parser("rotate-key", help="re-encrypt every stored Slack token with the first key of "

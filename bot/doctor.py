@@ -344,7 +344,37 @@ def check_public_url(ctx: Context) -> list[Result]:
                               "database")]
     out.append(ok("public URL", f"{health} answers 200 with ok=true, database ok"))
     out.append(_check_request_url(ctx, base))
+    out.append(_check_metrics(ctx, base))
     return out
+
+
+def _check_metrics(ctx: Context, base: str) -> Result:
+    """Who can read GET /metrics through this URL: nothing in it is secret or personal, but an operator
+    should know whether it is public. A problem only when this config has LOOPLINE_METRICS_TOKEN and the
+    server answers without it (the server runs with other settings)."""
+    import httpx
+
+    url = base + "/metrics"
+    token = ctx.settings.secret("loopline_metrics_token")
+    try:
+        r = httpx.get(url, timeout=10, follow_redirects=False)
+    except httpx.HTTPError as e:
+        return ok("metrics", f"{url} did not answer ({type(e).__name__}); scrape /metrics where the server runs")
+    if r.status_code == 200 and "loopline_slack_requests_total" in r.text:
+        if token:
+            return problem("metrics", f"{url} answers without LOOPLINE_METRICS_TOKEN, though it is set here",
+                           "give the server the same LOOPLINE_METRICS_TOKEN as here and restart it")
+        return ok("metrics", f"{url} answers anyone who reaches this URL (counts and timings, nothing secret); "
+                  "set LOOPLINE_METRICS_TOKEN, or keep /metrics off your public proxy, to limit who can read it")
+    if r.status_code == 401:
+        if token:
+            good = httpx.get(url, timeout=10, headers={"authorization": f"Bearer {token}"})
+            if good.status_code != 200:
+                return problem("metrics", f"{url} refuses this LOOPLINE_METRICS_TOKEN ({good.status_code})",
+                               "give the server the same LOOPLINE_METRICS_TOKEN as here and restart it")
+        return ok("metrics", f"{url} needs LOOPLINE_METRICS_TOKEN (Prometheus: bearer_token / authorization)")
+    return ok("metrics", f"{url} is not served through this URL ({r.status_code}); scrape /metrics where the "
+              "server runs")
 
 
 def _check_request_url(ctx: Context, base: str) -> Result:

@@ -12,6 +12,7 @@ from bot.core.groupcommit import GroupCommitter
 from bot.core.settings import ConfigError, Settings
 from bot.core.slack_client import SlackClients, make_web_client
 from bot.features import Exporter, Feature, Periodic, Running
+from bot.metrics import Metrics, queue_reading
 from bot.queue.core import Worker
 from bot.slack.app import build_app
 from bot.slack.edge import Edge
@@ -28,10 +29,14 @@ CORE_PERIODIC = (Periodic("prune-jobs", 3600, _prune),)
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, migrate: bool = True, features: Sequence[Feature] | None = None):
-        """`features`: what this process runs; bot/composition.py lists them all (the default)."""
+    def __init__(self, settings: Settings, *, migrate: bool = True, features: Sequence[Feature] | None = None,
+                 metrics: Metrics | None = None):
+        """`features`: what this process runs; bot/composition.py lists them all (the default).
+        `metrics`: this process's metrics (GET /metrics, `scheduler --metrics-port`), with its own registry,
+        handed to the parts that count (default: a new one)."""
         self.settings = settings
         self.features = list(features) if features is not None else composition.build_features()
+        self.metrics = metrics if metrics is not None else Metrics()
         keys = settings.require_encryption_keys() if settings.oauth_enabled else []
         self.db = Database(settings.database_url)
         if migrate:
@@ -42,10 +47,13 @@ class Runtime:
             from bot.slack.oauth import TokenCipher, make_stores
 
             self.oauth_stores = make_stores(settings.slack_client_id or "", self.db.engine, TokenCipher(keys))
-        self.slack = SlackClients(settings, self.oauth_stores[0] if self.oauth_stores else None, self.db)
+        self.slack = SlackClients(settings, self.oauth_stores[0] if self.oauth_stores else None, self.db,
+                                  metrics=self.metrics)
         self.worker = Worker(self.db, self.slack, settings, jobs=composition.worker_jobs(self.features),
                              after_pass=self._nudge_background)
-        self.writer = GroupCommitter(self.db, on_commit=self.worker.wake)
+        self.writer = GroupCommitter(self.db, on_commit=self.worker.wake, on_batch=self.metrics.observe_batch)
+        self.metrics.watch(lambda: queue_reading(self.db, self.worker, self.metrics.db_ttl),
+                           lambda: self.worker.running)
         self.worker.edge_busy = self.writer.busy
         self.edge = Edge(settings, self.db, self.writer, multi_workspace=self.oauth_stores is not None)
         self.scheduler: Any = None
@@ -62,7 +70,7 @@ class Runtime:
                 from slack_sdk.errors import SlackApiError
 
                 try:
-                    resp = make_web_client(self.settings, token).auth_test()
+                    resp = make_web_client(self.settings, token, metrics=self.metrics).auth_test()
                 except SlackApiError as e:
                     raise ConfigError(f"SLACK_BOT_TOKEN was refused by Slack ({e.response.get('error')})") from None
                 except OSError as e:
@@ -76,7 +84,7 @@ class Runtime:
         identity = None if self.oauth_stores else self.bot_identity()
         return build_app(self.edge, listeners=composition.listeners(self.features), bot_identity=identity,
                          oauth_stores=self.oauth_stores,
-                         request_verification=request_verification)
+                         request_verification=request_verification, metrics=self.metrics)
 
     def start_background(self, *, worker: bool = True, scheduler: bool = True) -> None:
         if worker:

@@ -9,7 +9,11 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.adapter.starlette.async_handler import (
+    AsyncSlackRequestHandler,
+    to_async_bolt_request,
+    to_starlette_response,
+)
 from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -18,6 +22,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.core.httplimits import INSTALL_BURST, INSTALL_PER_SECOND, BodyLimits, RateLimiter, uvicorn_limits
+from bot.metrics import RequestMeter, authorised, request_kind
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -42,11 +47,19 @@ def create_asgi_app(rt: Runtime, *, background: bool = True, scheduler: bool = T
     verifier = SignatureVerifier(rt.settings.secret("slack_signing_secret") or "")
     installs = RateLimiter(burst=INSTALL_BURST, per_second=INSTALL_PER_SECOND)
 
+    metrics = rt.metrics
+    metrics_token = rt.settings.secret("loopline_metrics_token")
+
     async def slack_events(request: Request) -> Response:
-        if not signed_by_slack(verifier, await request.body(), request.headers):
+        body = await request.body()
+        if not signed_by_slack(verifier, body, request.headers):
             return JSONResponse({"error": "invalid request"}, status_code=401)
         try:
-            return await handler.handle(request)
+            # AsyncSlackRequestHandler.handle's POST branch, keeping the request Bolt parsed: its kind
+            # labels the ack's latency in /metrics (RequestMeter reads it from the request's state).
+            bolt_req = to_async_bolt_request(request, body)
+            request.state.slack_kind = request_kind(bolt_req.body)
+            return to_starlette_response(await bolt.async_dispatch(bolt_req))
         except Exception:
             # A body Bolt could not even parse: the sender's fault, and the server stays up.
             log.warning("unparseable Slack request", exc_info=True)
@@ -57,6 +70,13 @@ def create_asgi_app(rt: Runtime, *, background: bool = True, scheduler: bool = T
         # the writer's own view of its last commits (no write here; the writer probes on its own).
         return JSONResponse(*await asyncio.to_thread(health, rt))
 
+    async def metrics_page(request: Request) -> Response:
+        # No Slack signature here (Prometheus scrapes it); nothing secret or personal in it
+        # (bot/metrics.py). LOOPLINE_METRICS_TOKEN, when set, is required as a bearer token.
+        if not authorised(metrics_token, request.headers.get("authorization")):
+            return PlainTextResponse("unauthorised\n", status_code=401, headers={"www-authenticate": "Bearer"})
+        return Response(await metrics.render_async(), media_type=metrics.content_type)
+
     async def oauth(request: Request) -> Response:
         if request.url.path == "/slack/install":
             # Each hit stores an OAuth state; a person installing needs one or two.
@@ -66,7 +86,8 @@ def create_asgi_app(rt: Runtime, *, background: bool = True, scheduler: bool = T
                                          status_code=429, headers={"retry-after": str(math.ceil(wait))})
         return await handler.handle(request)
 
-    routes = [Route("/slack/events", slack_events, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])]
+    routes = [Route("/slack/events", slack_events, methods=["POST"]), Route("/healthz", healthz, methods=["GET"]),
+              Route("/metrics", metrics_page, methods=["GET"])]
     if rt.oauth_stores is not None:
         routes += [Route("/slack/install", oauth, methods=["GET"]), Route("/slack/oauth_redirect", oauth, methods=["GET"])]
 
@@ -79,7 +100,8 @@ def create_asgi_app(rt: Runtime, *, background: bool = True, scheduler: bool = T
         finally:
             rt.stop()
 
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(BodyLimits)])
+    return Starlette(routes=routes, lifespan=lifespan,
+                     middleware=[Middleware(RequestMeter, metrics=metrics), Middleware(BodyLimits)])
 
 
 def health(rt: Runtime) -> tuple[dict[str, Any], int]:

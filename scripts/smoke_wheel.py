@@ -152,6 +152,13 @@ def http(method: str, url: str, body: bytes | None = None,
         return e.code, e.read().decode(errors="replace")
 
 
+def _get(url: str) -> str:
+    try:
+        return http("GET", url)[1]
+    except OSError:
+        return ""
+
+
 def healthy(url: str) -> bool:
     try:
         status, body = http("GET", url + "/healthz")
@@ -234,6 +241,24 @@ def _feedback(s: Smoke) -> str:
     return f"acked FB-1 in {ack_ms:.0f} ms; exported {records[0]['id']} with its text intact"
 
 
+@step("GET /metrics (Prometheus text) counts that /feedback")
+def _metrics(s: Smoke) -> str:
+    if s.server is None:
+        raise Failed("no server (see above)")
+    status, text = http("GET", s.url + "/metrics")
+    if status != 200:
+        raise Failed(f"{status}: {text[:300]}")
+    want = ('loopline_slack_requests_total{code="200",kind="command",outcome="acked"} 1.0',
+            'loopline_slack_requests_total{code="401",kind="unknown",outcome="rejected"} 1.0',
+            'loopline_slack_ack_seconds_count{kind="command"} 1.0', "loopline_database_up 1.0")
+    missing = [w for w in want if w not in text]
+    if missing:
+        raise Failed(f"missing {missing} in:\n{tail(text, 60)}")
+    if FEEDBACK[:20] in text or SIGNING_SECRET in text:
+        raise Failed("/metrics shows a secret or the feedback's text")
+    return f"{sum(1 for line in text.splitlines() if line.startswith('loopline_'))} loopline_ samples"
+
+
 @step("loopline doctor --url (every check passes)")
 def _doctor(s: Smoke) -> str:
     r = s.run("doctor", "--url", s.url, expect=None)
@@ -256,16 +281,20 @@ def _stop(s: Smoke) -> str:
 def _compose(s: Smoke) -> str:
     s.port = free_port()
     web = Process(s, "web", ["serve", "--no-scheduler", "--host", "127.0.0.1", "--port", str(s.port)])
-    sched = Process(s, "scheduler", ["scheduler"])
+    metrics_port = free_port()
+    sched = Process(s, "scheduler", ["scheduler", "--metrics-host", "127.0.0.1", "--metrics-port", str(metrics_port)])
     try:
         web.wait_for(lambda: healthy(s.url), "healthy /healthz")
         sched.wait_for(lambda: "scheduler and worker running" in sched.log(), "'scheduler and worker running'")
+        # compose.yaml's health check for the scheduler reads this from its --metrics-port.
+        sched.wait_for(lambda: "loopline_worker_running 1.0" in _get(f"http://127.0.0.1:{metrics_port}/metrics"),
+                       "loopline_worker_running 1.0 on --metrics-port")
     finally:
         try:
             web.stop()
         finally:
             sched.stop()
-    return "both up, both stopped cleanly"
+    return "both up (the scheduler's --metrics-port answering), both stopped cleanly"
 
 
 @step("loopline demo")

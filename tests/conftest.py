@@ -145,14 +145,15 @@ def settings(fake: FakeSlack, db_url: str) -> Settings:
 
 
 class RunningServer:
-    def __init__(self, settings: Settings, *, scheduler: bool = True, background: bool = True):
-        """`background=False`: no worker thread; the test drains `rt.worker` itself (work queued, not yet run)."""
+    def __init__(self, settings: Settings, *, scheduler: bool = True, background: bool = True, metrics: Any = None):
+        """`background=False`: no worker thread; the test drains `rt.worker` itself (work queued, not yet run).
+        `metrics`: the runtime's bot.metrics.Metrics (default: its own, with production caching)."""
         import uvicorn
 
         from bot.runtime import Runtime
         from bot.server import create_asgi_app
 
-        self.rt = Runtime(settings)
+        self.rt = Runtime(settings, metrics=metrics)
         app = create_asgi_app(self.rt, background=background, scheduler=scheduler)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from bot.core.settings import Settings, load_settings
 from bot.features.announcements import service as an_svc
 from bot.features.subscriptions import service as sub_svc
 from tests.conftest import ADMIN, BOT_TOKEN, PM, REP, REP2, REPO, SIGNING_SECRET, RunningServer, export
+from tests.support.process import free_port
 from tests.support.slack_requests import SlackSender, text_value
 
 TEAM = "T0001"
@@ -361,11 +361,6 @@ def test_a_time_that_passed_while_down_is_delivered_late_on_start(settings, fake
     assert len(copies(fake, "C0SALES")) == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def _serve(settings: Settings, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
@@ -389,7 +384,7 @@ def _serve(settings: Settings, port: int) -> subprocess.Popen[bytes]:
 def test_kill_9_between_scheduling_and_sending_delivers_exactly_once(settings, fake, db):
     channels = ["C0SALES", "C0PRODUCT", "C0ACME"]
     seed_subscriptions(db, dict.fromkeys(channels, "api"))
-    port = _free_port()
+    port = free_port()
     proc = _serve(settings, port)
     slack = SlackSender(f"http://127.0.0.1:{port}", SIGNING_SECRET, response_url_base=fake.url + "/webhook")
     try:

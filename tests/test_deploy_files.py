@@ -133,6 +133,7 @@ def test_compose_runs_a_web_replica_a_scheduler_and_postgres_with_a_volume_and_h
     assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
     assert services["web"]["ports"] == ["${LOOPLINE_PUBLISH_PORT:-3000}:3000"]
     assert "healthcheck" not in services["web"]  # the image's HEALTHCHECK (GET /healthz) applies
+    assert services["scheduler"]["healthcheck"]["test"][0] == "CMD"  # asks its --metrics-port
     db = services["db"]
     assert db["image"].startswith("postgres:") and "pg_isready" in db["healthcheck"]["test"]
     volume = db["volumes"][0].split(":")[0]
@@ -180,3 +181,31 @@ def test_replicas_starting_together_on_an_empty_database_all_migrate_it(empty_db
     outputs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], "\n---\n".join(outputs)
     assert all(o.strip().endswith("database schema is up to date") for o in outputs)
+
+
+def test_the_scheduler_health_check_asks_its_metrics_port(settings, db):
+    """compose.yaml's scheduler runs with --metrics-port 9100 and its health check reads /metrics there:
+    run that command (with this Python) against a real `loopline scheduler` on that port."""
+    svc = compose()["services"]["scheduler"]
+    args = build_parser().parse_args(svc["command"][1:])
+    assert args.fn.__name__ == "cmd_scheduler" and args.metrics_port == 9100
+    test = svc["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "python"]
+    port = free_port()
+    check = [sys.executable, *test[2:]]
+    check[-1] = check[-1].replace("127.0.0.1:9100", f"127.0.0.1:{port}")
+    env = {**os.environ, "SLACK_BOT_TOKEN": settings.secret("slack_bot_token"), "SLACK_API_URL": settings.slack_api_url,
+           "DATABASE_URL": settings.database_url, "LOOPLINE_METRICS_TOKEN": "scrape-me"}
+    assert subprocess.run(check, env=env, capture_output=True, timeout=30).returncode != 0  # nothing there
+    proc = subprocess.Popen([sys.executable, "-m", "bot", *svc["command"][1:-1], str(port)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run(check, env=env, capture_output=True, timeout=30).returncode != 0:
+            assert time.monotonic() < deadline and proc.poll() is None, "the scheduler never became healthy"
+            time.sleep(0.3)
+        wrong = {**env, "LOOPLINE_METRICS_TOKEN": "not-the-token"}
+        assert subprocess.run(check, env=wrong, capture_output=True, timeout=30).returncode != 0
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0

@@ -60,8 +60,10 @@ def test_a_ready_install_passes_every_check(env, fake: FakeSlack, db: Database, 
     finally:
         srv.stop()
     assert rc == 0, "\n".join(lines)
-    for check in ("settings", "database", "bot token", "scopes", "signing secret", "public URL", "request URL"):
+    for check in ("settings", "database", "bot token", "scopes", "signing secret", "public URL", "request URL",
+                  "metrics"):
         assert line(lines, check).startswith("ok "), line(lines, check)
+    assert "answers anyone who reaches this URL" in line(lines, "metrics")
     assert "all 12 scopes" in line(lines, "scopes")
     assert "Loopline Test (T0001)" in line(lines, "bot token")
     assert line(lines, "app token").startswith("skipped ")
@@ -175,6 +177,25 @@ def test_the_public_url_must_answer_as_loopline_does(env, fake: FakeSlack, db: D
     assert rc == 1
     assert line(lines, "public URL").startswith("ok ")
     assert "rejects requests signed with this SLACK_SIGNING_SECRET (401)" in line(lines, "request URL")
+
+
+def test_who_can_read_metrics_through_the_public_url(env, fake: FakeSlack, db: Database, db_url: str):
+    configure(env, fake, db_url, LOOPLINE_METRICS_TOKEN="scrape-token-1")
+    srv = RunningServer(load_settings())
+    try:
+        rc, lines = doctor(url=srv.url)
+    finally:
+        srv.stop()
+    assert rc == 0 and "needs LOOPLINE_METRICS_TOKEN" in line(lines, "metrics")
+    assert "scrape-token-1" not in "\n".join(lines)
+    # This config has a token, the server runs without one: its /metrics is open to anyone.
+    srv = RunningServer(load_settings(loopline_metrics_token=None))
+    try:
+        rc, lines = doctor(url=srv.url)
+    finally:
+        srv.stop()
+    assert rc == 1 and line(lines, "metrics").startswith("PROBLEM ")
+    assert "answers without LOOPLINE_METRICS_TOKEN" in line(lines, "metrics")
 
 
 def test_socket_mode_needs_an_app_token(env, fake: FakeSlack, db: Database, db_url: str):

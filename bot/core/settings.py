@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     loopline_job_lease_seconds: float = Field(default=90.0, gt=0)
     # Fernet keys, comma-separated: the first encrypts stored Slack tokens, every one decrypts (rotation).
     loopline_encryption_key: SecretStr | None = None
+    # When set, GET /metrics (and the scheduler's --metrics-port) needs `Authorization: Bearer <token>`.
+    loopline_metrics_token: SecretStr | None = None
     port: int = Field(default=3000, ge=1, le=65535)
 
     @field_validator("slack_api_url")

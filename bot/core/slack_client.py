@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -21,6 +21,9 @@ from bot.core import workspaces as ws_svc
 from bot.core.db import Database
 from bot.core.settings import Settings
 
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
+
 
 def retry_handlers() -> list[Any]:
     return [
@@ -30,22 +33,27 @@ def retry_handlers() -> list[Any]:
     ]
 
 
-def make_web_client(settings: Settings, token: str | None, *, retries: bool = True, timeout: int = 30) -> WebClient:
+def make_web_client(settings: Settings, token: str | None, *, retries: bool = True, timeout: int = 30,
+                    metrics: Metrics | None = None) -> WebClient:
+    """`metrics`: count this client's calls, 429s and retries (bot/metrics.py: through its retry handlers,
+    which slack-sdk shows every answer)."""
+    handlers = retry_handlers() if retries else []
     return WebClient(
         token=token,
         base_url=settings.slack_api_url,
         timeout=timeout,
-        retry_handlers=retry_handlers() if retries else [],
+        retry_handlers=metrics.slack_handlers(handlers) if metrics is not None else handlers,
     )
 
 
-def make_async_web_client(settings: Settings, token: str | None) -> AsyncWebClient:
+def make_async_web_client(settings: Settings, token: str | None, *, metrics: Metrics | None = None) -> AsyncWebClient:
+    handlers: list[Any] = [AsyncConnectionErrorRetryHandler(max_retry_count=2),
+                           AsyncRateLimitErrorRetryHandler(max_retry_count=2)]
     return AsyncWebClient(
         token=token,
         base_url=settings.slack_api_url,
         timeout=30,
-        retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=2),
-                        AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
+        retry_handlers=metrics.slack_handlers(handlers, asynchronous=True) if metrics is not None else handlers,
     )
 
 
@@ -85,8 +93,10 @@ def _workspace_install(store: Any, team_id: str) -> Any | None:
 class SlackClients:
     """Hands the worker a WebClient for a workspace: the single bot token, or the OAuth installation's."""
 
-    def __init__(self, settings: Settings, installation_store: Any | None = None, db: Database | None = None):
+    def __init__(self, settings: Settings, installation_store: Any | None = None, db: Database | None = None,
+                 *, metrics: Metrics | None = None):
         self.settings = settings
+        self.metrics = metrics
         self.installation_store = installation_store
         self.db = db
         self._lock = threading.Lock()
@@ -106,11 +116,12 @@ class SlackClients:
 
     def for_team(self, team_id: str | None, *, retries: bool = True) -> WebClient:
         if self.installation_store is not None:
-            return make_web_client(self.settings, self.token_for(team_id), retries=retries)
+            return make_web_client(self.settings, self.token_for(team_id), retries=retries, metrics=self.metrics)
         with self._lock:
             key = (None, retries)
             if key not in self._cache:
-                self._cache[key] = make_web_client(self.settings, self.token_for(team_id), retries=retries)
+                self._cache[key] = make_web_client(self.settings, self.token_for(team_id), retries=retries,
+                                                   metrics=self.metrics)
             return self._cache[key]
 
     def identity(self, team_id: str | None) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.core import clock
+from bot.metrics import sibling_handlers
 from bot.queue.core import PermanentError, classify
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,8 @@ def no_resend(client: Any) -> Any:
         return client
     return WebClient(token=client.token, base_url=client.base_url, timeout=client.timeout, ssl=client.ssl,
                      proxy=client.proxy, headers=client.headers,
-                     retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)])
+                     # counted in /metrics like the original's (bot/metrics.py)
+                     retry_handlers=sibling_handlers(client.retry_handlers, [RateLimitErrorRetryHandler(max_retry_count=3)]))
 
 
 def resolve_channel(client: Any, channel: str) -> str:

@@ -25,9 +25,9 @@ log = logging.getLogger(__name__)
 
 def build_app(edge: Edge, *, listeners: Sequence[Callable[[AsyncApp, Edge], None]],
               bot_identity: dict[str, Any] | None = None, oauth_stores: tuple[Any, Any] | None = None,
-              request_verification: bool = True) -> AsyncApp:
+              request_verification: bool = True, metrics: Any = None) -> AsyncApp:
     """`listeners`: each feature's registration (bot/composition.py lists them); the Events API inbox
-    (bot/slack/events.py) is always registered first.
+    (bot/slack/events.py) is always registered first. `metrics`: counts the Web API calls (bot/metrics.py).
     `bot_identity` is auth.test's answer for the single-workspace token (fetched once at start-up).
     `request_verification=False` only where the signature was checked before (bot/server.py)."""
     settings = edge.settings
@@ -43,7 +43,7 @@ def build_app(edge: Edge, *, listeners: Sequence[Callable[[AsyncApp, Edge], None
         installs, states = oauth_stores
         app = AsyncApp(
             **common,
-            client=make_async_web_client(settings, None),
+            client=make_async_web_client(settings, None, metrics=metrics),
             installation_store=AsyncInstallationStoreAdapter(installs),
             authorize=StoredBotAuthorize(installs, edge.db),  # type: ignore[arg-type]  # Bolt accepts AsyncAuthorize
             oauth_settings=AsyncOAuthSettings(
@@ -63,7 +63,8 @@ def build_app(edge: Edge, *, listeners: Sequence[Callable[[AsyncApp, Edge], None
             return AuthorizeResult(enterprise_id=ident.get("enterprise_id"), team_id=ident.get("team_id"), bot_token=token,
                                    bot_id=ident.get("bot_id"), bot_user_id=ident.get("user_id"))
 
-        app = AsyncApp(**common, client=make_async_web_client(settings, token), authorize=authorize)
+        app = AsyncApp(**common, client=make_async_web_client(settings, token, metrics=metrics),
+                       authorize=authorize)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse | None:

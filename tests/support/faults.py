@@ -88,6 +88,8 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._stop = threading.Event()
+        self._stalled = False
+        self._held: list[socket.socket] = []
         self.listen()
 
     def listen(self) -> None:
@@ -104,6 +106,9 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # listener closed: refusing
+            if self._stalled:
+                self._held.append(client)  # accepted, never answered
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
                 upstream.settimeout(None)
@@ -140,6 +145,15 @@ class TcpProxy:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
 
+    def stall(self) -> None:
+        """A server that hangs: reset every forwarded connection, then accept new ones and never answer."""
+        self._stalled = True
+        with self._lock:
+            conns = list(self._conns)
+        for s in conns:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
     def outage(self, seconds: float) -> None:
         self.cut()
         time.sleep(seconds)
@@ -147,3 +161,5 @@ class TcpProxy:
 
     def close(self) -> None:
         self.cut()
+        for s in self._held:
+            s.close()

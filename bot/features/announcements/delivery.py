@@ -201,7 +201,8 @@ class DeliveryLoop:
             if client is None:
                 # No built-in retry handlers: 429s and 5xx come back to us, so no sender sleeps on a lease.
                 client = self._clients[token] = make_web_client(self.settings, token, retries=False,
-                                                                 timeout=self.CALL_TIMEOUT)
+                                                                 timeout=self.CALL_TIMEOUT,
+                                                                 metrics=getattr(self.slack, "metrics", None))
             return client
 
     def _wait_for_slot(self, team_id: str) -> bool:
@@ -438,6 +439,7 @@ class DeliveryLoop:
 
 def start(rt: Runtime, *, on_sent: Sequence[AnnouncementSent] = ()) -> Running:
     loop = DeliveryLoop(rt.db, rt.slack, rt.settings, wake_jobs=rt.worker.wake, on_sent=on_sent)
+    loop.stats = rt.metrics.count_deliveries(loop.stats)  # each outcome also counted in /metrics
     rt.delivery = loop  # type: ignore[attr-defined]
     stop = loop.start()
     # The job worker runs a pass after every edge commit and once a second: it nudges us too (wake), so a

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from bot.features.digests import schedules as sched_svc
 from bot.features.digests.service import CHART_THEMES, DigestData, build_digest, embedder_for, namer_for
 from bot.features.feedback.render import ephemeral
 from bot.features.workspaces.audience import channel_shared, is_shared
+from bot.metrics import Metrics
 from bot.queue.core import (
     RETRY,
     JobContext,
@@ -131,7 +133,7 @@ def _post(client: Any, channel: str, msg: dict[str, Any], *, key_type: str, key:
 
 
 def post_run(db: Database, settings: Settings, client: Any, run_id: int, *,
-             progress: Callable[[str], None] | None = None) -> DigestRun:
+             progress: Callable[[str], None] | None = None, metrics: Metrics | None = None) -> DigestRun:
     """Post (or continue posting) one claimed run. Raises Slack errors for the caller to classify.
 
     Every message carries metadata naming (run, index), so a run resumed after a crash or a 5xx whose
@@ -143,7 +145,10 @@ def post_run(db: Database, settings: Settings, client: Any, run_id: int, *,
         assert run is not None
         s.expunge(run)
     if run.summary is None:
+        started_build = time.perf_counter()
         data = build_for_run(db, settings, run, progress=progress)
+        if metrics is not None:
+            metrics.observe_digest(time.perf_counter() - started_build, len(data.themes))
         run.summary = data.to_dict()
         _save(db, run_id, summary=run.summary, locked_until=clock.now() + LEASE)
     else:
@@ -203,7 +208,8 @@ def upload_chart(client: Any, channel: str, thread_ts: str, data: DigestData) ->
     return str(f.get("id") or "uploaded")
 
 
-def run_due(db: Database, settings: Settings, client_for: Any, *, limit: int = 10) -> int:
+def run_due(db: Database, settings: Settings, client_for: Any, *, limit: int = 10,
+            metrics: Metrics | None = None) -> int:
     """Claim and post due runs; returns how many were handled."""
     handled = 0
     for _ in range(limit):
@@ -211,7 +217,7 @@ def run_due(db: Database, settings: Settings, client_for: Any, *, limit: int = 1
         if rid is None:
             break
         handled += 1
-        process_claimed(db, settings, client_for, rid)
+        process_claimed(db, settings, client_for, rid, metrics=metrics)
     return handled
 
 
@@ -237,7 +243,7 @@ def refuse_shared(db: Database, rid: int) -> None:
 
 
 def process_claimed(db: Database, settings: Settings, client_for: Any, rid: int, *,
-                    progress: Callable[[str], None] | None = None) -> None:
+                    progress: Callable[[str], None] | None = None, metrics: Metrics | None = None) -> None:
     with db.read_session() as s:
         run = s.get(DigestRun, rid)
         assert run is not None
@@ -249,7 +255,7 @@ def process_claimed(db: Database, settings: Settings, client_for: Any, rid: int,
         if is_shared(db, client, team, channel, fresh=True):
             refuse_shared(db, rid)
             return
-        post_run(db, settings, client, rid, progress=progress)
+        post_run(db, settings, client, rid, progress=progress, metrics=metrics)
         log.info("digest run %s posted in %s", rid, channel)
     except Exception as raw:
         e = classify(raw)
@@ -281,7 +287,7 @@ def start_poster(rt: Runtime) -> Running:
     def loop() -> None:
         while not stop.is_set():
             try:
-                n = run_due(rt.db, rt.settings, lambda team: rt.slack.for_team(team))
+                n = run_due(rt.db, rt.settings, lambda team: rt.slack.for_team(team), metrics=rt.metrics)
             except Exception:
                 log.exception("digest poster pass failed")
                 n = 0
