@@ -8,6 +8,11 @@ each and the ratio. Needs `wrk` (Debian package).
 
     python bench/ack.py --db sqlite            # or --db postgres, --duration 10, --connections 20
     python bench/ack.py --kinds message,event  # which requests (default command,event)
+    python bench/ack.py --busy 3000            # the worker fans an announcement out to 3,000 channels meanwhile
+
+`--busy N` seeds an announcement due now to N subscribed channels before `loopline serve` starts, with
+the workspace rate raised (`--busy-rate`) and the fake unlimited, so the in-process delivery loop posts
+flat out during the measurement while the job worker embeds and fetches what the edge captures.
 """
 
 from __future__ import annotations
@@ -80,7 +85,7 @@ def write_requests(path: Path, kind: str, n: int) -> str:
     return "application/x-www-form-urlencoded" if kind == "command" else "application/json"
 
 
-def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
@@ -107,8 +112,38 @@ def run_wrk(port: int, req_file: Path, content_type: str, duration: int, connect
         return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "p50": ms("50%"), "p99": ms("99%"), "errors": float(non2xx.group(1)) if non2xx else 0.0}
+    return {"rps": rps, "p50": ms("50%"), "p99": ms("99%"), "errors": float(non2xx.group(1)) if non2xx else 0.0,
+            "requests": total}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux): per-request CPU is what a shared machine's load
+    doesn't change much, unlike requests/s."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def seed_fanout(db_url: str, fake: object, channels: int) -> None:
+    from datetime import UTC, datetime
+
+    from bot.core.db import Database
+    from bot.features.announcements import service as an_svc
+    from bot.features.subscriptions import service as sub_svc
+
+    db = Database(db_url)
+    db.upgrade()
+    ids = [f"C{i:08d}BUSY" for i in range(channels)]
+    for ch in ids:
+        fake.add_channel(ch, f"launch-{ch[-8:]}", members=["U0HUMAN"])  # type: ignore[attr-defined]
+    with db.session() as s:
+        for ch in ids:
+            sub_svc.subscribe(s, team_id="T0001", channel_id=ch, text="mobile app", by="U0ADMIN", may_create=True)
+        an_svc.create_announcement(s, team_id="T0001", source_key=f"bench:{time.time()}", title="Offline mode ships",
+                                   body="Offline mode is rolling out to every mobile customer this week & it's on.",
+                                   areas=["mobile app"], author="U0ADMIN", now=datetime.now(UTC))
+    db.dispose()
 
 
 def main() -> int:
@@ -117,6 +152,9 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=20)
     ap.add_argument("--no-worker", action="store_true", help="measure the edge alone (worker not draining)")
+    ap.add_argument("--busy", type=int, default=0, metavar="N",
+                    help="seed a fan-out to N channels so the worker is busy posting during the run")
+    ap.add_argument("--busy-rate", type=float, default=500.0, help="LOOPLINE_WORKSPACE_RATE with --busy")
     ap.add_argument("--kinds", default="command,event",
                     help="comma-separated: command (/feedback), event (reaction_added), message (unwatched chatter)")
     args = ap.parse_args()
@@ -146,6 +184,10 @@ def main() -> int:
 
     env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SECRET,
            "SLACK_API_URL": fake.base_url, "DATABASE_URL": db_url, "LOOPLINE_LOG_FORMAT": "json"}
+    if args.busy:
+        env["LOOPLINE_WORKSPACE_RATE"] = str(args.busy_rate)
+        fake.latency_for["chat.postMessage"] = 0.01
+        seed_fanout(db_url, fake, args.busy)
     results: dict[str, dict[str, dict[str, float]]] = {}
     servers = {
         "bare Bolt (ack only)": [sys.executable, str(ROOT / "bench/bare_bolt.py"), "--secret", SECRET],
@@ -163,7 +205,9 @@ def main() -> int:
                 time.sleep(0.5)
                 results[label] = {}
                 for kind, (path, ctype) in files.items():
-                    results[label][kind] = run_wrk(port, path, ctype, args.duration, args.connections)
+                    cpu0 = cpu_seconds(proc.pid)
+                    r = results[label][kind] = run_wrk(port, path, ctype, args.duration, args.connections)
+                    r["cpu_ms"] = (cpu_seconds(proc.pid) - cpu0) * 1000 / max(r["requests"], 1)
             finally:
                 proc.terminate()
                 try:
@@ -175,15 +219,20 @@ def main() -> int:
         fake.stop()
 
     print(f"\nack benchmark: {args.connections} connections, {args.duration}s per run, database {args.db}"
-          f"{' (worker off)' if args.no_worker else ' (worker draining the inbox in-process)'}")
-    print(f"{'server':<24}{'request':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+          f"{' (worker off)' if args.no_worker else ' (worker draining the inbox in-process)'}"
+          f"{f', fanning out to {args.busy} channels' if args.busy else ''}")
+    if args.busy:
+        print(f"posts made by the worker during the run: {fake.call_count('chat.postMessage')}")
+    print(f"{'server':<24}{'request':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'CPU ms/req':>11}")
     for label, by_kind in results.items():
         for kind, r in by_kind.items():
-            print(f"{label:<24}{kind:<10}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['errors']:>9.0f}")
+            print(f"{label:<24}{kind:<10}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['errors']:>9.0f}"
+                  f"{r['cpu_ms']:>11.3f}")
     base, ours = results["bare Bolt (ack only)"], results["loopline serve"]
     for kind in files:
         print(f"ratio loopline/bare for {kind}: {ours[kind]['rps'] / base[kind]['rps']:.2f}x throughput, "
-              f"p99 {ours[kind]['p99']:.1f} ms")
+              f"p99 {ours[kind]['p99']:.1f} ms, CPU per request {ours[kind]['cpu_ms'] / base[kind]['cpu_ms']:.2f}x "
+              f"the bare app's (load average {os.getloadavg()[0]:.1f})")
     if args.db == "sqlite":
         import sqlite3
 

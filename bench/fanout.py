@@ -1,15 +1,18 @@
 """Fan-out benchmark: one announcement to N channels against the fake Web API enforcing Slack's limits.
 
 The fake allows 1 message/s per channel and `--fake-rate` (default 5) per workspace, answering 429 +
-Retry-After beyond that, with `--latency` seconds per call. The sender is a real `python -m bot
-scheduler` subprocess on its own database, so `--kill` really is `kill -9` in the middle of the run
-(followed by an immediate restart). The floor is N / fake-rate seconds.
+Retry-After beyond that, with `--latency` seconds per call. The senders are real `python -m bot
+scheduler` subprocesses (`--schedulers`, default 1) on one database, so `--kill` really is `kill -9` in
+the middle of the run: with one scheduler it is restarted at once, with several the others carry on.
+The floor is N / fake-rate seconds (the workspace limit's minimum time).
 
     python bench/fanout.py --channels 200            # ~40 s floor
     python bench/fanout.py --channels 1000 --kill    # ~200 s floor, kill -9 at half way
+    python bench/fanout.py --schedulers 3 --db postgres [--kill]    # a scratch PostgreSQL database
+    python bench/fanout.py --schedulers 3 --db postgres --repo /tmp/loopline-main   # another checkout's schedulers
     python bench/fanout.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench   (a scratch DB: it is wiped)
 
-Prints time, ratio to the floor, 429s received, duplicates and losses.
+Prints time, ratio to the floor, 429s received (and as % of posts), duplicates and losses.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from sqlalchemy import create_engine, inspect, text  # noqa: E402
+
 from bot.core.db import Database  # noqa: E402
 from bot.core.models import Announcement, Base, Delivery  # noqa: E402
 from bot.devtools.fakeslack import FakeSlack  # noqa: E402
@@ -38,10 +43,18 @@ from bot.features.subscriptions import service as sub_svc  # noqa: E402
 TEAM, ADMIN, TOKEN = "T0001", "U0ADMIN", "xoxb-bench-token"
 
 
-def start_sender(db_url: str, api_url: str, rate: float) -> subprocess.Popen[str]:
-    env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": "bench", "SLACK_API_URL": api_url,
-           "DATABASE_URL": db_url, "LOOPLINE_WORKSPACE_RATE": str(rate), "LOOPLINE_LOG_FORMAT": "text"}
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "scheduler"], cwd=REPO, env=env, text=True,
+PG_ADMIN_URL = os.environ.get("LOOPLINE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def _env(db_url: str, api_url: str, rate: float) -> dict[str, str]:
+    return {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": "bench", "SLACK_API_URL": api_url,
+            "DATABASE_URL": db_url, "LOOPLINE_WORKSPACE_RATE": str(rate), "LOOPLINE_LOG_FORMAT": "text"}
+
+
+def start_sender(db_url: str, api_url: str, rate: float, repo: Path = REPO, nice: int = 0) -> subprocess.Popen[str]:
+    env = _env(db_url, api_url, rate)
+    proc = subprocess.Popen(["nice", "-n", str(nice), sys.executable, "-m", "bot", "scheduler"], cwd=repo, env=env,
+                            text=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ready = threading.Event()
 
@@ -54,7 +67,7 @@ def start_sender(db_url: str, api_url: str, rate: float) -> subprocess.Popen[str
                 sys.stderr.write("  sender: " + line)
 
     threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(60):
+    if not ready.wait(120):
         proc.kill()
         raise SystemExit("the sender did not start")
     return proc
@@ -75,16 +88,39 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=4.9, help="LOOPLINE_WORKSPACE_RATE for the app")
     ap.add_argument("--latency", type=float, default=0.05, help="seconds the fake adds to every call")
     ap.add_argument("--kill", action="store_true", help="kill -9 the sender half way, then restart it")
-    ap.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    ap.add_argument("--schedulers", type=int, default=1, help="scheduler processes on the one database")
+    ap.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite",
+                    help="a fresh SQLite file or a scratch PostgreSQL database (dropped afterwards)")
+    ap.add_argument("--database-url", default=None, help="an existing scratch database instead (it is wiped)")
+    ap.add_argument("--repo", default=str(REPO), help="checkout whose `python -m bot scheduler` is measured")
+    ap.add_argument("--sender-nice", type=int, default=0,
+                    help="run the schedulers under `nice -n N` (keep this process, the stand-in for Slack, at "
+                         "normal priority on a shared machine: a starved fake takes queued posts as a burst)")
     args = ap.parse_args()
+    repo = Path(args.repo)
 
     tmp = tempfile.mkdtemp(prefix="loopline-fanout-")
-    db_url = args.database_url or f"sqlite:///{tmp}/bench.db"
+    scratch = None
+    if args.database_url:
+        db_url = args.database_url
+    elif args.db == "postgres":
+        scratch = f"loopline_fanout_{os.getpid()}"
+        with create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT").connect() as c:
+            c.execute(text(f'CREATE DATABASE "{scratch}"'))
+        db_url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + scratch
+    else:
+        db_url = f"sqlite:///{tmp}/bench.db"
+    if args.schedulers > 1 and not db_url.startswith("postgres"):
+        raise SystemExit("several schedulers need PostgreSQL (--db postgres)")
     db = Database(db_url)
-    db.upgrade()
-    with db.session() as s:  # a fresh run every time
-        for table in reversed(Base.metadata.sorted_tables):
-            s.execute(table.delete())
+    # The measured checkout migrates its own database (its schema may be older than this one's).
+    subprocess.run([sys.executable, "-m", "bot", "migrate"], cwd=repo, env=_env(db_url, "http://127.0.0.1:9", 1.0),
+                   check=True, stdout=subprocess.DEVNULL)
+    if args.database_url:
+        with db.session() as s:  # a fresh run every time
+            for table in reversed(Base.metadata.sorted_tables):
+                if inspect(s.connection()).has_table(table.name):
+                    s.execute(table.delete())
 
     fake = FakeSlack().start()
     fake.add_user(ADMIN, "dana.admin", is_admin=True)
@@ -95,7 +131,19 @@ def main() -> int:
         for ch in channels:
             sub_svc.subscribe(s, team_id=TEAM, channel_id=ch, text="mobile app", by=ADMIN, may_create=True)
 
-    proc = start_sender(db_url, fake.base_url, args.rate)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for _ in range(args.schedulers):
+            procs.append(start_sender(db_url, fake.base_url, args.rate, repo, args.sender_nice))
+    except BaseException:
+        for proc in procs:
+            proc.kill()
+        fake.stop()
+        db.dispose()
+        if scratch:
+            with create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT").connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+        raise
     fake.per_channel_rate = 1.0
     fake.workspace_rate = args.fake_rate
     fake.latency = args.latency
@@ -115,22 +163,29 @@ def main() -> int:
                 done = s.query(Delivery).filter(Delivery.announcement_id == aid,
                                                 Delivery.status.in_(("sent", "failed"))).count()
             if args.kill and killed_at is None and done >= args.channels // 2:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
+                procs[0].send_signal(signal.SIGKILL)
+                procs[0].wait()
                 killed_at = time.monotonic() - t0
-                print(f"kill -9 at {killed_at:.1f}s with {done} copies recorded; restarting", flush=True)
-                proc = start_sender(db_url, fake.base_url, args.rate)
+                if len(procs) == 1:
+                    print(f"kill -9 at {killed_at:.1f}s with {done} copies recorded; restarting", flush=True)
+                    procs[0] = start_sender(db_url, fake.base_url, args.rate, repo, args.sender_nice)
+                else:
+                    print(f"kill -9 of one of {len(procs)} schedulers at {killed_at:.1f}s with {done} copies "
+                          "recorded", flush=True)
+                    procs.pop(0)
             if status == "sent":
                 break
             time.sleep(0.2)
         elapsed = time.monotonic() - t0
         time.sleep(1.0)  # anything still in flight would show up as a duplicate now
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
     per = copies_per_channel(fake, channels)
     dups = sum(max(0, n - 1) for n in per.values())
@@ -139,14 +194,31 @@ def main() -> int:
         failed = s.query(Delivery).filter(Delivery.announcement_id == aid, Delivery.status == "failed").count()
     floor = args.channels / args.fake_rate
     posts = fake.call_count("chat.postMessage")
+    # When the 429s came (arrival times at the fake): bunched arrivals after a stall (a starved process on a
+    # loaded machine) show as 429s close together.
+    arrivals = sorted(c.at for c in fake.calls_to("chat.postMessage"))
+    limited = sorted(c.at for c in fake.calls_to("chat.postMessage") if c.status == 429)
+    episodes = sum(1 for i, t in enumerate(limited) if i == 0 or t - limited[i - 1] > 2.0)
+    j, busiest = 0, 0
+    for i, t in enumerate(arrivals):
+        while arrivals[j] < t - 1.0:
+            j += 1
+        busiest = max(busiest, i - j + 1)
     print(f"channels={args.channels} app_rate={args.rate}/s fake_cap={args.fake_rate}/s latency={args.latency}s "
-          f"db={'postgresql' if db_url.startswith('postgres') else 'sqlite'} kill={'yes' if args.kill else 'no'}")
+          f"db={'postgresql' if db_url.startswith('postgres') else 'sqlite'} schedulers={args.schedulers} "
+          f"kill={'yes' if args.kill else 'no'} repo={repo}")
     print(f"time={elapsed:.1f}s floor={floor:.1f}s ratio={elapsed / floor:.3f} "
-          f"429s={fake.stats['429']} 5xx={fake.stats['5xx']} postMessage_calls={posts} "
+          f"429s={fake.stats['429']} ({100 * fake.stats['429'] / max(posts, 1):.2f}% of posts) "
+          f"5xx={fake.stats['5xx']} postMessage_calls={posts} "
           f"history_calls={fake.call_count('conversations.history')} "
           f"duplicates={dups} losses={losses} failed={failed}")
+    print(f"429 episodes (2 s apart)={episodes} most posts arriving within 1 s={busiest} "
+          f"load average={os.getloadavg()[0]:.1f}")
     fake.stop()
     db.dispose()
+    if scratch:
+        with create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT").connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
     return 0 if dups == 0 and losses == 0 else 1
 
 

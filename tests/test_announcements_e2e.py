@@ -331,12 +331,13 @@ def test_a_copy_posted_before_a_crash_is_adopted_not_posted_again(settings, fake
     # The process posts... and dies before recording the ts (simulated: post as it would, record nothing).
     ts = fake.add_message(claimed.channel, "Pricing page", user="UBOT", bot_id="BBOT",
                           metadata=metadata(aid, claimed.delivery_id))
-    from sqlalchemy import update
+    from sqlalchemy import delete, update
 
-    from bot.core.models import Delivery
-    with db.session() as s:  # the lease runs out
+    from bot.core.models import Delivery, PostBudget
+    with db.session() as s:  # the lease runs out (and with it the claim's hold on the channel's budget)
         s.execute(update(Delivery).where(Delivery.id == claimed.delivery_id)
                   .values(locked_until=clock.now() - timedelta(seconds=1)))
+        s.execute(delete(PostBudget))
     restarted = DeliveryLoop(db, SlackClients(settings), settings)
     restarted.drain(timeout=10)
     rec = record(db)

@@ -13,7 +13,7 @@ from bot.core.common import ServiceError
 from bot.devtools.fakeslack import blockkit
 from bot.features.announcements import render
 from bot.features.announcements import service as an_svc
-from bot.features.announcements.delivery import TokenBucket
+from bot.features.announcements.budget import TokenBucket
 from bot.features.subscriptions import service as sub_svc
 
 TEAM = "T0001"

@@ -493,3 +493,14 @@ class AudienceCheck(Base):
     checked_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("team_id", "kind", "object_id", name="uq_audience_check"),)
+
+
+class PostBudget(Base):
+    """The shared Slack posting budget on PostgreSQL (bot/features/announcements/budget.py): when the next post may go out
+    in a workspace (channel "") or in one of its channels. Times are the database's own clock, so every
+    replica reads one timeline; SQLite (one process) paces in memory and leaves this table empty."""
+
+    __tablename__ = "post_budget"
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)  # "" = the whole workspace
+    next_free_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

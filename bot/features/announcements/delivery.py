@@ -36,6 +36,7 @@ from bot.core.slack_client import make_web_client
 from bot.features import AnnouncementSent, Running
 from bot.features.announcements import render
 from bot.features.announcements import service as an_svc
+from bot.features.announcements.budget import Budget, budget_for
 from bot.features.subscriptions import service as sub_svc
 from bot.queue.core import RETRY, PermanentError, TransientError, backoff, classify
 
@@ -52,26 +53,8 @@ COPY_GONE = frozenset({"message_not_found", "cant_update_message", "channel_not_
                        "is_archived", "edit_window_closed"})
 
 
-class TokenBucket:
-    """Paces calls to `rate` per second (GCRA: each acquire reserves the next free slot)."""
-
-    def __init__(self, rate: float, burst: float = 1.0):
-        self.interval = 1.0 / rate
-        self.slack = max(0.0, burst - 1.0) * self.interval
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def reserve(self) -> float:
-        """Reserve a slot; returns the monotonic time it starts."""
-        with self._lock:
-            now = time.monotonic()
-            slot = max(self._next, now - self.slack)
-            self._next = slot + self.interval
-            return slot
-
-    def penalise(self, seconds: float) -> None:
-        with self._lock:
-            self._next = max(self._next, time.monotonic() + seconds)
+class _ChannelTaken(Exception):
+    pass
 
 
 @dataclass
@@ -89,6 +72,7 @@ class Claimed:
     created_at: datetime
     view: render.AnnouncementView
     claimed: float  # monotonic
+    reserved: bool = False  # a posting slot was reserved for it (the channel's pacing is set)
 
 
 class DeliveryLoop:
@@ -112,8 +96,9 @@ class DeliveryLoop:
         self.settings = settings
         self.wake_jobs = wake_jobs or (lambda: None)
         self.senders = senders or self.SENDERS
-        self._buckets: dict[str, TokenBucket] = {}
-        self._cooling: dict[str, float] = {}
+        # Per-workspace and per-channel pacing: in memory on SQLite, in the database on PostgreSQL
+        # (shared by every replica; bot/features/announcements/budget.py).
+        self.budget: Budget = budget_for(db, settings, hold_seconds=self.LEASE.total_seconds())
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -176,24 +161,6 @@ class DeliveryLoop:
 
     # --- pacing ----------------------------------------------------------------------------------------
 
-    def _bucket(self, team_id: str) -> TokenBucket:
-        with self._lock:
-            b = self._buckets.get(team_id)
-            if b is None:
-                b = self._buckets[team_id] = TokenBucket(self.settings.loopline_workspace_rate)
-            return b
-
-    def _cooling_channels(self) -> list[str]:
-        now = time.monotonic()
-        with self._lock:
-            for ch in [ch for ch, t in self._cooling.items() if t <= now]:
-                del self._cooling[ch]
-            return list(self._cooling)
-
-    def _cool(self, channel: str) -> None:
-        with self._lock:
-            self._cooling[channel] = time.monotonic() + 1.0 / self.settings.loopline_channel_rate
-
     def _client(self, team_id: str) -> Any:
         token = self.slack.token_for(team_id)
         with self._lock:
@@ -205,21 +172,23 @@ class DeliveryLoop:
                                                                  metrics=getattr(self.slack, "metrics", None))
             return client
 
-    def _wait_for_slot(self, team_id: str) -> bool:
-        slot = self._bucket(team_id).reserve()
-        while True:
-            delay = slot - time.monotonic()
-            if delay <= 0:
-                return True
-            if self._stop.wait(min(delay, 0.5)):
-                return False
+    def _wait_for_slot(self, c: Claimed) -> bool:
+        c.reserved = True
+        return self.budget.wait_for_slot(c.team_id, c.channel, self._stop)
 
     # --- claiming --------------------------------------------------------------------------------------
 
     def claim(self) -> Claimed | None:
+        try:
+            return self._claim()
+        except _ChannelTaken:
+            self._wake.set()
+            return None
+
+    def _claim(self) -> Claimed | None:
         now = clock.now()
-        cooling = self._cooling_channels()
         D, A = Delivery, Announcement
+        pace = self.budget.claim_filter(D.team_id, D.channel)
         with self.db.session() as s:
             needs_work = or_(
                 D.status.in_(("pending", "sending")),
@@ -228,13 +197,17 @@ class DeliveryLoop:
             q = (select(D).join(A, A.id == D.announcement_id)
                  .where(D.next_attempt_at <= now, or_(D.locked_until.is_(None), D.locked_until < now), needs_work)
                  .order_by(D.next_attempt_at, D.id).limit(1))
-            if cooling:
-                q = q.where(D.channel.not_in(cooling))
+            if pace is not None:
+                q = q.where(pace)
             if is_postgres(s):
                 q = q.with_for_update(skip_locked=True, of=D)
             d = s.scalars(q).first()
             if d is None:
                 return None
+            if not self.budget.hold(s, d.team_id, d.channel):
+                # Another process claimed a post for this channel a moment ago: give this row back (the
+                # rollback) and look again at once.
+                raise _ChannelTaken
             # Columns only: the relationship would load every delivery of a 1,000-channel announcement.
             a = s.execute(select(A.id, A.title, A.body, A.areas, A.author, A.version, A.status, A.send_at,
                                  A.retracted_by, A.created_at).where(A.id == d.announcement_id)).one()
@@ -255,7 +228,6 @@ class DeliveryLoop:
                                            retracted_by=a.retracted_by)
             claimed = Claimed(d.id, a.id, d.team_id, d.channel, action, d.attempts + 1, d.ts, a.version,
                               a.status, a.send_at, a.created_at, view, time.monotonic())
-        self._cool(claimed.channel)
         if claimed.status == "scheduled" and action in ("post", "reconcile"):
             with self.db.session() as s:  # its own transaction: claims never hold the announcement's lock
                 s.execute(update(A).where(A.id == claimed.announcement_id, A.status == "scheduled")
@@ -265,6 +237,13 @@ class DeliveryLoop:
     # --- processing ------------------------------------------------------------------------------------
 
     def process(self, c: Claimed) -> None:
+        try:
+            self._process(c)
+        finally:
+            if not c.reserved:  # the claim held the channel and nothing was posted: give it back
+                self.budget.unhold(c.team_id, c.channel)
+
+    def _process(self, c: Claimed) -> None:
         if c.action == "drop":
             self._set(c, status="cancelled")
             self._finish(c.announcement_id)
@@ -281,14 +260,13 @@ class DeliveryLoop:
                     self._finish(c.announcement_id)
                     return
                 c.action = "post"
-            if not self._wait_for_slot(c.team_id):
+            if not self._wait_for_slot(c):
                 self._release(c)
                 return
             if time.monotonic() - c.claimed > self.LEASE.total_seconds() / 2:
                 # Too close to the lease's end: another sender could take the row while we post.
                 self._release(c)
                 return
-            self._cool(c.channel)
             if c.action == "post":
                 text, blocks, meta = render.announcement_message(c.view, delivery_id=c.delivery_id)
                 resp = client.chat_postMessage(channel=c.channel, text=text, blocks=blocks, metadata=meta,
@@ -312,7 +290,7 @@ class DeliveryLoop:
         if isinstance(e, TransientError) and e.retry_after is not None:
             # 429: certainly not posted; come back after Retry-After and slow the whole workspace a little.
             self.stats["429"] += 1
-            self._bucket(c.team_id).penalise(self._bucket(c.team_id).interval)
+            self.budget.penalise(c.team_id, c.channel, e.retry_after)
             self._retry(c, e.retry_after, str(e), known_unposted=True, count=False)
         elif isinstance(e, TransientError) and (delay := RETRY.delay(
                 e, attempt=c.attempts, since=max(c.send_at, c.created_at))) is not None:
@@ -430,6 +408,7 @@ class DeliveryLoop:
                                                                 Announcement.id.not_in(open_ids))))
         for aid in ids:
             self._finish(aid)
+        self.budget.tidy()
 
     def backlog(self) -> int:
         with self.db.read_session() as s:
