@@ -1,7 +1,7 @@
 """feedback.merged_into, feedback_merges (what a merge moved, for undo), feedback_pairs (Keep separate)
 
-Revision ID: 0006_merges
-Revises: 0005_installs
+Revision ID: 0007_merges
+Revises: 0006_post_budget
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from alembic import op
 
 import bot.core.models
 
-revision: str = "0006_merges"
-down_revision: str | None = "0005_installs"
+revision: str = "0007_merges"
+down_revision: str | None = "0006_post_budget"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
