@@ -15,6 +15,10 @@ pooled) is >= 0.9; held-out sets are then reported at that threshold, never used
 Those thresholds are `bot/themes/duplicates.py`'s DUPLICATE_THRESHOLDS. Caveat: in these sets every
 intent has 25-100 items, so most new items do have a duplicate; in a real feedback stream fewer do,
 and precision at the same threshold is lower.
+
+`--sparse` also measures that: streams drawn from each set where 70% of the intents say something once,
+20% twice and 10% three times (so most items have no duplicate), 200 seeds pooled, scored at the
+product's thresholds (`SUGGESTION_THRESHOLDS` in bot/features/feedback/merging.py) and at the research ones.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.themes import DEFAULT_CSV, load, make_embedder  # noqa: E402
-from bot.themes.duplicates import MAX_SUGGESTIONS, TARGET_PRECISION  # noqa: E402
+from bot.features.feedback.merging import SUGGESTION_THRESHOLDS  # noqa: E402
+from bot.themes.duplicates import DUPLICATE_THRESHOLDS, MAX_SUGGESTIONS, TARGET_PRECISION  # noqa: E402
 
 THRESHOLDS = np.round(np.arange(0.50, 0.981, 0.01), 2)
 
@@ -56,6 +61,23 @@ def neighbour_pairs(
         owner.append(np.full(top.shape[0], i))
     had = sum(1 for i in range(1, len(lab)) if (lab[:i] == lab[i]).any())
     return np.concatenate(cos), np.concatenate(dup), had, np.concatenate(owner)
+
+
+def sparse_pairs(vectors: np.ndarray, labels: list[str], seed: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """neighbour_pairs over a stream where most intents are said once (70%), some twice (20%) or thrice."""
+    rng = np.random.default_rng(1000 + seed)
+    lab = np.asarray(labels)
+    keep: list[int] = []
+    for intent in sorted(set(labels)):
+        members = np.flatnonzero(lab == intent)
+        k = int(rng.choice([1, 2, 3], p=[0.7, 0.2, 0.1]))
+        keep += list(rng.choice(members, size=min(k, len(members)), replace=False))
+    idx = np.asarray(sorted(keep))
+    return neighbour_pairs(vectors[idx], [labels[i] for i in idx], seed)
+
+
+def point_at(points: list[dict[str, float]], t: float) -> dict[str, float]:
+    return min(points, key=lambda p: abs(p["t"] - t))
 
 
 def curve(pairs: list[tuple[np.ndarray, np.ndarray, int, np.ndarray]]) -> list[dict[str, float]]:
@@ -90,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embedders", default="static,onnx,local")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--sparse", action="store_true", help="also score sparse streams (few true duplicates)")
+    ap.add_argument("--sparse-seeds", type=int, default=200)
     args = ap.parse_args(argv)
     tuning = ([args.csv] if args.csv.exists() else []) + (sorted(args.sets.glob("*.csv")) if args.sets else [])
     heldout = sorted(args.heldout.glob("*.csv")) if args.heldout else []
@@ -129,6 +153,17 @@ def main(argv: list[str] | None = None) -> int:
             if own:
                 print(f"| {emb.name} | held out: {p.stem}, its own 0.9 point (not used) | {own['t']:.2f} | "
                       f"{own['precision']:.3f} | {own['recall']:.3f} | | |")
+        if args.sparse:
+            vecs = {p: emb.embed(data[p][0]) for p in data}
+            for p in data:
+                sparse = curve([sparse_pairs(vecs[p], data[p][1], seed) for seed in range(args.sparse_seeds)])
+                results[emb.name][f"sparse:{p.stem}"] = sparse
+                for label, t in (("product", SUGGESTION_THRESHOLDS.get(emb.name)),
+                                 ("research", DUPLICATE_THRESHOLDS.get(emb.name))):
+                    if t is not None:
+                        q = point_at(sparse, t)
+                        print(f"| {emb.name} | sparse stream: {p.stem} ({label} threshold) | {t:.2f} | "
+                              f"{q['precision']:.3f} | {q['recall']:.3f} | {q['suggested']} suggested | |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

@@ -29,7 +29,8 @@ PRODUCT_FEATURES = ("feedback", "subscriptions", "announcements", "decisions", "
 
 def build_features() -> list[Feature]:
     """Every feature, in the order their listeners are registered and their routes are called."""
-    feedback = feedback_feature()
+    # A merge of feedback moved decision links: decisions refresh their cards and close the loop.
+    feedback = feedback_feature(on_links_moved=decisions_service.links_moved)
     decisions = decisions_feature()
     digests = digests_feature()
     subscriptions = subscriptions_feature()

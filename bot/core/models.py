@@ -179,6 +179,8 @@ class Feedback(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     embedding_model: Mapped[str | None] = mapped_column(String(80))
+    # Set when the item was merged into another one (bot/services/merging.py): kept, counted under the other.
+    merged_into: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
 
     votes: Mapped[list[FeedbackVote]] = relationship(
         back_populates="feedback", cascade="all, delete-orphan", lazy="selectin"
@@ -211,6 +213,40 @@ class FeedbackVote(Base):
     feedback: Mapped[Feedback] = relationship(back_populates="votes")
 
     __table_args__ = (UniqueConstraint("feedback_id", "user_id", "via", name="uq_votes_item_user_via"),)
+
+
+class FeedbackMerge(Base):
+    """One merge of `feedback_id` into `into_id`, with what it moved (vote and link rows, and the rows it
+    dropped because the surviving item had them already), so that Undo restores exactly that."""
+
+    __tablename__ = "feedback_merges"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    feedback_id: Mapped[int] = mapped_column(ForeignKey("feedback.id", ondelete="CASCADE"), index=True)
+    into_id: Mapped[int] = mapped_column(ForeignKey("feedback.id", ondelete="CASCADE"))
+    by: Mapped[str | None] = mapped_column(String(32))
+    request_key: Mapped[str] = mapped_column(String(255), unique=True)  # the click: a retry merges nothing twice
+    moved: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    undone_at: Mapped[datetime | None] = mapped_column(default=None)
+    undone_by: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (UniqueConstraint("request_key", name="uq_feedback_merges_request"),)
+
+
+class FeedbackPair(Base):
+    """A person's answer about two items suggested as duplicates ("separate"): never suggested again."""
+
+    __tablename__ = "feedback_pairs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    low_id: Mapped[int] = mapped_column(ForeignKey("feedback.id", ondelete="CASCADE"))
+    high_id: Mapped[int] = mapped_column(ForeignKey("feedback.id", ondelete="CASCADE"))
+    choice: Mapped[str] = mapped_column(String(16), default="separate")
+    by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("low_id", "high_id", name="uq_feedback_pairs"),)
 
 
 # --- announcements ------------------------------------------------------------------------------

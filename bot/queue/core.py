@@ -41,6 +41,10 @@ class TransientError(Exception):
         self.retry_after = retry_after
 
 
+class Deferred(TransientError):
+    """Not a failure: the job chose to run later (e.g. low-priority work while the edge is busy)."""
+
+
 class PermanentError(Exception):
     pass
 
@@ -285,7 +289,8 @@ class Worker:
                 if isinstance(e, TransientError):
                     delay = RETRY.delay(e, attempt=job.attempts, since=job.created_at)
                     if delay is not None:
-                        log.warning("job %s: transient %s, retry in %.1fs", job.key, e, delay)
+                        (log.debug if isinstance(e, Deferred) else log.warning)(
+                            "job %s: transient %s, retry in %.1fs", job.key, e, delay)
                         self._retry(job, delay, str(e))
                         return
                 if isinstance(e, Abandoned):

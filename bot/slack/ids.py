@@ -9,6 +9,8 @@ class Callback(StrEnum):
     ANNOUNCE_MODAL = "announce_modal"
     DECISION_MODAL = "decision_modal"
     LINK_DECISION_MODAL = "link_decision_modal"
+    FEEDBACK_SEARCH_MODAL = "feedback_search_modal"
+    FEEDBACK_SEARCH_RESULTS = "feedback_search_results"
 
 
 class Action(StrEnum):
@@ -16,6 +18,11 @@ class Action(StrEnum):
     FEEDBACK_LINK_DECISION = "feedback_link_decision"
     FEEDBACK_ACCOUNT_CONFIRM = "feedback_account_confirm"
     FEEDBACK_CAPTURE_INSTEAD = "feedback_capture_instead"
+    FEEDBACK_MERGE = "feedback_merge"
+    FEEDBACK_KEEP_SEPARATE = "feedback_keep_separate"
+    FEEDBACK_UNDO_MERGE = "feedback_undo_merge"
+    FEEDBACK_SEARCH_PAGE = "feedback_search_page"
+    FEEDBACK_SEARCH_OPEN = "feedback_search_open"
     ANNOUNCE_EDIT = "announce_edit"
     ANNOUNCE_RETRACT = "announce_retract"
     ANNOUNCE_CANCEL = "announce_cancel"
@@ -33,6 +40,7 @@ class Block(StrEnum):
     FB_AREA = "fb_area"
     FB_KIND = "fb_kind"
     FB_DECISION = "fb_decision"
+    FB_SEARCH = "fb_search"
     AN_TITLE = "an_title"
     AN_BODY = "an_body"
     AN_AREAS = "an_areas"

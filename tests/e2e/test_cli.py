@@ -79,7 +79,7 @@ def test_import_keeps_good_rows_names_bad_lines_and_is_idempotent(tmp_path):
     assert first["created_at"] == "2026-10-01T09:30:00Z" and first["source"] == "import" and first["reporter"] == "sam"
     assert recs[2]["created_at"] == "2026-10-05T10:00:00Z"
     assert set(first) == {"id", "text", "kind", "area", "customer", "arr", "channel", "ts", "permalink", "reporter",
-                          "captured_by", "votes", "source", "created_at", "decision_ids"}
+                          "captured_by", "votes", "source", "created_at", "decision_ids", "merged_into"}
 
     as_csv = run("export", "feedback", "--format", "csv", env=env)
     parsed = list(csv.DictReader(as_csv.stdout.splitlines()))

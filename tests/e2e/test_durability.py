@@ -33,14 +33,17 @@ def test_acked_captures_survive_kill_9_and_complete_after_restart(env, fake, db,
         web.kill9()
         sender.close()
     with db.read_session() as s:
-        assert s.scalar(select(func.count()).select_from(Job).where(Job.status == "pending")) == len(stamps)
+        # The duplicate check a capture queues right after its ack is not counted: it may or may not have
+        # been written before the kill (a lost one costs only the suggestion).
+        assert s.scalar(select(func.count()).select_from(Job).where(
+            Job.status == "pending", Job.kind != "feedback.similar")) == len(stamps)
     assert fake.call_count("reactions.get") == 0
 
     # Restart with the worker: everything acked is completed, once.
     full = BotProcess.serve(env, log=tmp_path / "full.log")
     try:
         fake.wait_until(lambda: len(export(db)) == len(stamps) + 1, timeout=20)
-        fake.wait_until(lambda: len(fake.ephemerals(user=REP)) == len(stamps), timeout=20)
+        fake.wait_until(lambda: len(confirmations(fake, REP)) == len(stamps), timeout=20)
     finally:
         full.stop()
     recs = export(db)
@@ -71,6 +74,11 @@ def test_worker_killed_mid_job_is_finished_by_the_next_process_once(env, fake, d
     [rec] = export(db)
     assert rec["votes"] == 1
     assert len(fake.ephemerals(user=REP)) == 1
+
+
+def confirmations(fake, user: str) -> list[dict]:
+    """Capture confirmations, not the "Looks like FB-n" suggestions that follow near-identical captures."""
+    return [e for e in fake.ephemerals(user=user) if not e["text"].startswith("Looks like")]
 
 
 def claimed(db) -> bool:

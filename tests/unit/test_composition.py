@@ -54,9 +54,10 @@ def test_importing_every_module_switches_nothing_on(db, settings):
         importlib.import_module(mod.name)
     # A worker given no jobs has none, whatever was imported; a runtime runs only the features it is given.
     assert Worker(db, SlackClients(settings, None, db), settings).jobs.handlers == {}
-    rt = Runtime(settings, features=[feedback_feature()])
+    rt = Runtime(settings, features=[feedback_feature(on_links_moved=lambda *_: None)])
     try:
-        assert set(rt.worker.jobs.handlers) == {"event", "feedback.fetch", "feedback.enrich", "channel.watch"}
+        assert set(rt.worker.jobs.handlers) == {"event", "feedback.fetch", "feedback.enrich", "channel.watch",
+                                                "feedback.similar", "feedback.search", "feedback.customer"}
         assert rt.exporters().keys() == {"feedback"}
         assert {p.job_id for p in rt.periodic} == {"prune-jobs"}
     finally:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from bot.core.common import (
@@ -235,12 +235,13 @@ def link_feedback(session: Session, *, team_id: str, decision_id: int, feedback_
 
 
 def people_behind(session: Session, feedback_ids: list[int]) -> dict[str, list[int]]:
-    """Slack user -> the linked items they captured or reported (reporters only when a Slack user id)."""
+    """Slack user -> the linked items they captured or reported (reporters only when a Slack user id).
+    Items merged into a linked item count as linked: their people are part of the loop too."""
     people: dict[str, list[int]] = {}
     if not feedback_ids:
         return people
-    for fb in session.scalars(select(Feedback).where(Feedback.id.in_(feedback_ids), Feedback.status == "active")
-                              .order_by(Feedback.id)):
+    linked = or_(Feedback.id.in_(feedback_ids), Feedback.merged_into.in_(feedback_ids))
+    for fb in session.scalars(select(Feedback).where(linked, Feedback.status == "active").order_by(Feedback.id)):
         for who in (fb.captured_by, fb.reporter):
             if who and _SLACK_USER.match(who) and fb.id not in people.setdefault(who, []):
                 people[who].append(fb.id)
@@ -262,6 +263,18 @@ def close_loop(session: Session, *, decision: Decision, trigger: str) -> int:
                     payload={"notification_id": nid})
             new += 1
     return new
+
+
+def links_moved(session: Session, team_id: str, decision_ids: set[int], why: str) -> None:
+    """Feedback merged or unmerged moved these decisions' links (bot/composition.py gives this to the
+    feedback feature): the cards show their linked items, so they are refreshed; a decision already made
+    tells the people now behind it (close_loop sends each person one note per outcome)."""
+    for d in session.scalars(select(Decision).where(Decision.id.in_(decision_ids), Decision.team_id == team_id)):
+        session.refresh(d, ["links"])
+        enqueue(session, key=f"decision.card:{d.id}:{why}", kind="decision.card", team_id=team_id,
+                payload={"decision_id": d.id})
+        if d.status in OUTCOMES:
+            close_loop(session, decision=d, trigger=d.status)
 
 
 def announcement_decision_ids(announcement: Any) -> list[int]:

@@ -108,7 +108,7 @@ def build_digest(session: Session, *, team_id: str, channel: str, period_key: st
     q = (select(Feedback.id, Feedback.text, Feedback.kind, Feedback.area, Feedback.customer, Feedback.arr,
                 Feedback.permalink, Feedback.created_at, Feedback.embedding, Feedback.embedding_model)
          .where(Feedback.team_id == team_id, Feedback.status == "active", Feedback.created_at >= hist_start,
-                Feedback.created_at < end)
+                Feedback.created_at < end, Feedback.merged_into.is_(None))  # a merged item counts under its survivor
          .order_by(Feedback.id))
     if areas:
         q = q.where(Feedback.area.in_(areas))
@@ -171,13 +171,22 @@ def build_digest(session: Session, *, team_id: str, channel: str, period_key: st
         links[fid].append(decision_ref(did))
 
     row_of = {r.id: r for r in cur}
+    # Accounts of items merged into this period's items belong to them (bot/services/merging.py).
+    merged_accounts: dict[int, list[tuple[str, float | None]]] = defaultdict(list)
+    for into, customer, arr in session.execute(
+            select(Feedback.merged_into, Feedback.customer, Feedback.arr)
+            .where(Feedback.team_id == team_id, Feedback.merged_into.is_not(None), Feedback.customer.is_not(None),
+                   Feedback.created_at >= hist_start)):
+        if into is not None and into in row_of and customer:
+            merged_accounts[into].append((customer, arr))
     for j, t in enumerate(named):
         members = [row_of[i] for i in t.item_ids]
         weekly[j, HISTORY_PERIODS - 1] = len(members)
         arr_by_customer: dict[str, float] = {}
-        for r in members:
-            if r.customer:
-                arr_by_customer[r.customer] = max(arr_by_customer.get(r.customer, 0.0), r.arr or 0.0)
+        for customer, arr in [(r.customer, r.arr) for r in members] + \
+                [acc for r in members for acc in merged_accounts.get(r.id, [])]:
+            if customer:
+                arr_by_customer[customer] = max(arr_by_customer.get(customer, 0.0), arr or 0.0)
         accounts = sorted(arr_by_customer, key=lambda c: (-arr_by_customer[c], c.lower()))
         decisions = sorted({d for r in members for d in links.get(r.id, [])}, key=lambda d: int(d[2:]))
         quotes = [{"id": i, "text": row_of[i].text or "", "permalink": row_of[i].permalink,

@@ -1,16 +1,39 @@
-"""Feedback: /feedback, the shortcut and the reaction capture, votes, watched channels."""
+"""Feedback: /feedback, the shortcut and the reaction capture, votes, watched channels; duplicates
+suggested at capture, merge and undo; search and the account view."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.features import Exporter, Feature
-from bot.features.feedback import jobs, listeners, service
+from bot.features.feedback import (
+    duplicates,
+    find_listeners,
+    finding,
+    jobs,
+    listeners,
+    merge_listeners,
+    merging,
+    service,
+)
+from bot.queue.core import Jobs
 
 
-def feature() -> Feature:
+def feature(*, on_links_moved: merging.LinksMoved) -> Feature:
+    """`on_links_moved`: a merge or its undo moved decision links (decisions refresh cards, close loops)."""
+    handlers = Jobs()
+    for part in (jobs.jobs, duplicates.jobs, finding.jobs):
+        handlers.merge(part)
+
+    def register(app: Any, edge: Any) -> None:
+        listeners.register(app, edge)
+        merge_listeners.register(app, edge, on_links_moved=on_links_moved)
+        find_listeners.register(app, edge)
+
     return Feature(
         name="feedback",
-        listeners=listeners.register,
-        jobs=jobs.jobs,
+        listeners=register,
+        jobs=handlers,
         exporters={"feedback": Exporter(service.EXPORT_FIELDS,
                                         lambda s, all_: service.export_feedback(s, include_withdrawn=all_))},
     )

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import channels as channel_svc
 from bot.core.common import enqueue, queue_private
-from bot.features.feedback import render
+from bot.features.feedback import merging, render
 from bot.features.feedback import service as fb_svc
 from bot.features.workspaces.audience import channel_shared, person_outside
 from bot.features.workspaces.membership import ensure_member
@@ -123,6 +123,9 @@ def _confirm(s: Session, item: Any, why: dict[str, Any]) -> None:
                                                via=f" ({render.KIND_LABELS.get(why['kind'], why['kind']).lower()})")
     queue_private(s, key=f"confirm:{why['event_id']}", team_id=item.team_id, channel=why["channel"],
                   user=why["user"], text=text, blocks=blocks)
+    if why["created"]:
+        merging.queue_suggestion(s, team_id=item.team_id, feedback_id=item.id, user=why["user"],
+                                 channel=why["channel"])
 
 
 def _text_not_fetched(s: Session, ctx: JobContext, why: dict[str, Any], error: str) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import channels as channel_svc
 from bot.core.common import ServiceError, enqueue, queue_private
-from bot.features.feedback import render
+from bot.features.feedback import find_listeners, merging, render
 from bot.features.feedback import service as fb_svc
 from bot.slack.edge import Edge, team_of
 from bot.slack.ids import Action, Callback
@@ -30,19 +30,30 @@ FORMS = [
     ("/feedback watch", "capture every new top-level message in this channel"),
     ("/feedback unwatch", "stop capturing this channel"),
     ("/feedback account NAME [ARR]", "map this channel to a customer account, e.g. /feedback account Acme Corp 120k"),
+    ("/feedback search WORDS", "find feedback by meaning and words (only you see the results)"),
+    ("/feedback customer NAME", "what one account asked for, with totals and open decisions (only you see it)"),
 ]
+_FIND = re.compile(r"^(?P<verb>search|customer)(?:\s+(?P<rest>.*))?$", re.IGNORECASE | re.DOTALL)
 _ACCOUNT = re.compile(r"^account(?:\s+(?P<rest>.*))?$", re.IGNORECASE | re.DOTALL)
 _ARR_TAIL = re.compile(r"^(?P<name>.+?)\s+(?P<arr>\$?\d[\d,._]*(?:\.\d+)?\s*[kKmM]?)$")
 
 
 def parse_feedback_command(text: str) -> tuple[str, dict[str, Any]]:
-    """-> ("capture"|"modal"|"watch"|"unwatch"|"account"|"help"|"usage", args)."""
+    """-> ("capture"|"modal"|"watch"|"unwatch"|"account"|"search"|"customer"|"help"|"usage", args)."""
     t = (text or "").strip()
     low = t.lower()
     if not t:
         return "modal", {}
     if low in ("watch", "unwatch", "help"):
         return low, {}
+    found = _FIND.match(t)
+    # Like "account": a subcommand only in its short form; "search is broken on mobile" stays feedback
+    # when long, and the results offer "Capture as feedback instead" for the short ones.
+    if found and len(t) <= 200 and "\n" not in t:
+        verb, rest = found.group("verb").lower(), (found.group("rest") or "").strip().strip('"')
+        if not rest:
+            return "usage", {"problem": "Say what to search for." if verb == "search" else "Say which account."}
+        return verb, {"words" if verb == "search" else "name": rest}
     m = _ACCOUNT.match(t)
     # "account" opens a subcommand only in its short form; a long sentence starting with the word is feedback.
     if m and len(t) <= 120 and "\n" not in t:
@@ -97,6 +108,10 @@ def register(app: AsyncApp, edge: Edge) -> None:
                 msg = "Stopped watching this channel." if changed else "This channel was not being watched."
             await ack(**render.ephemeral(msg))
             return
+        if action in ("search", "customer"):
+            await find_listeners.answer_command(edge, body, team, action, args)
+            await ack()
+            return
         if action == "account":
             # "/feedback account page times out" is feedback, "/feedback account Acme 120k" a mapping:
             # text can't tell them apart, so the person chooses and nothing is lost or remapped silently.
@@ -109,9 +124,13 @@ def register(app: AsyncApp, edge: Edge) -> None:
                                                        request_key=body.get("trigger_id") or text))
         fb = render.FeedbackSummary(id=new["id"], text=new["text"], kind=new.get("kind", "feedback"),
                                     votes=new["votes"], customer=new["customer"], arr=new["arr"], reporter=user)
-        msg_text, blocks = render.capture_confirmation(fb, created=new["created"],
-                                                       outsider=edge.outside(body, context) is not False)
+        outsider = edge.outside(body, context) is not False
+        msg_text, blocks = render.capture_confirmation(fb, created=new["created"], outsider=outsider)
         await ack(response_type="ephemeral", text=msg_text, blocks=blocks)
+        if new["created"] and not outsider:  # the duplicate check runs in the worker, after this ack
+            edge.after_ack(edge.writer.run(merging.SuggestionJob(
+                merging.suggestion_job(team_id=team, feedback_id=new["id"], user=user, channel=channel,
+                                       response_url=body.get("response_url")))))
 
     async def open_feedback_modal(body: dict[str, Any], client: AsyncWebClient) -> None:
         team, channel = team_of(body), body["channel_id"]
@@ -231,6 +250,8 @@ def register(app: AsyncApp, edge: Edge) -> None:
                             payload={"feedback_id": item.id, "channel": channel, "ts": ts})
             queue_private(s, key=f"note:{view['id']}:{view.get('hash', '')}", team_id=team, user=user,
                           text=note_text, blocks=note_blocks, channel=channel)
+            if created:
+                merging.queue_suggestion(s, team_id=team, feedback_id=item.id, user=user, channel=channel)
 
         try:
             await edge.write(save)

@@ -200,7 +200,10 @@ def _FEEDBACK_INSERT(session: Session) -> Any:
 
 
 def add_vote(session: Session, *, feedback_id: int, user_id: str, via: str) -> bool:
-    """Count `user_id` for this item via one route. Returns True if that person is a new voter."""
+    """Count `user_id` for this item via one route. Returns True if that person is a new voter.
+    A vote for an item merged into another one counts for the surviving item."""
+    into = session.scalar(select(Feedback.merged_into).where(Feedback.id == feedback_id))
+    feedback_id = into or feedback_id
     had = session.scalar(
         select(FeedbackVote.id).where(FeedbackVote.feedback_id == feedback_id, FeedbackVote.user_id == user_id)
     )
@@ -307,7 +310,7 @@ def parse_arr(text: str | None) -> float | None:
 # --- export -------------------------------------------------------------------------------------
 
 EXPORT_FIELDS = ["id", "text", "kind", "area", "customer", "arr", "channel", "ts", "permalink", "reporter",
-                 "captured_by", "votes", "source", "created_at", "decision_ids"]
+                 "captured_by", "votes", "source", "created_at", "decision_ids", "merged_into"]
 
 
 def feedback_record(item: Feedback, decision_ids: list[int]) -> dict[str, Any]:
@@ -318,6 +321,7 @@ def feedback_record(item: Feedback, decision_ids: list[int]) -> dict[str, Any]:
         "votes": item.vote_count, "source": item.source,
         "created_at": item.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "decision_ids": [f"D-{d}" for d in sorted(decision_ids)],
+        "merged_into": f"FB-{item.merged_into}" if item.merged_into else None,
     }
 
 

@@ -127,5 +127,6 @@ def home_view(d: HomeData) -> dict[str, Any]:
     b += _subscriptions(d)
     # Should a future section overflow the view, drop the tail but keep the Refresh button.
     b = b[: VIEW_BLOCKS_MAX - 1]
-    b.append(bk.actions(bk.button("Refresh", Action.HOME_REFRESH, "refresh")))
+    b.append(bk.actions(bk.button("Search feedback", Action.FEEDBACK_SEARCH_OPEN, "search"),
+                        bk.button("Refresh", Action.HOME_REFRESH, "refresh")))
     return {"type": "home", "blocks": b}

@@ -15,7 +15,8 @@ from bot.features.contracts import HomeData
 def home_data(session: Session, *, team_id: str, user_id: str, now: datetime | None = None) -> HomeData:
     now = now or clock.now()
     week_ago, two_weeks = now - timedelta(days=7), now - timedelta(days=14)
-    active = (Feedback.team_id == team_id, Feedback.status == "active")
+    # An item merged into another counts once, as the surviving item.
+    active = (Feedback.team_id == team_id, Feedback.status == "active", Feedback.merged_into.is_(None))
     data = HomeData()
     data.week_total = session.scalar(select(func.count()).where(*active, Feedback.created_at >= week_ago)) or 0
     data.previous_total = session.scalar(
