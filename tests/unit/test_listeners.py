@@ -15,9 +15,6 @@ from bot.features.digests.listeners import DigestListeners
 from bot.slack.app import build_app
 from bot.slack.edge import Edge
 
-# Feedback still opens its forms with Bolt lazy listeners until it moves to Edge.ack_then too.
-NOT_YET = {"feedback"}
-
 
 @pytest.fixture
 def edge(settings, db):
@@ -35,8 +32,7 @@ class Ack:
 
 
 def test_no_listener_is_a_bolt_lazy_listener(edge):
-    features = [f for f in composition.build_features() if f.name not in NOT_YET]
-    app = build_app(edge, listeners=composition.listeners(features), bot_identity={}, request_verification=False)
+    app = build_app(edge, listeners=composition.listeners(composition.build_features()), bot_identity={}, request_verification=False)
     listeners = app._async_listeners  # Bolt keeps them here; each knows its lazy functions
     assert len(listeners) > 10
     assert [lst for lst in listeners if lst.lazy_functions] == []

@@ -46,8 +46,6 @@ def register(app: AsyncApp, edge: Edge) -> None:
                                     "response_url": body.get("response_url"), "replace": True})
         await ack()
 
-    async def ack_only(ack: AsyncAck) -> None:
-        await ack()
 
     async def open_form(body: dict[str, Any], client: AsyncWebClient, context: Any, respond: Any) -> None:
         if await edge.turned_away_after_ack(body, context, client, respond):
@@ -69,7 +67,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
         await ack(response_action="update", view=render.searching_modal(query))
 
     app.action(Action.FEEDBACK_SEARCH_PAGE)(page)
-    app.action(Action.FEEDBACK_SEARCH_OPEN)(ack=ack_only, lazy=[open_form])
+    app.action(Action.FEEDBACK_SEARCH_OPEN)(edge.ack_then(open_form))
     app.view(Callback.FEEDBACK_SEARCH_MODAL)(submitted)
 
 

@@ -146,8 +146,6 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
     # --- message shortcut ----------------------------------------------------------------------
 
-    async def ack_only(ack: AsyncAck) -> None:
-        await ack()
 
     async def open_shortcut_modal(body: dict[str, Any], client: AsyncWebClient, context: Any, respond: Any) -> None:
         if await edge.turned_away_after_ack(body, context, client, respond):
@@ -179,7 +177,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
             kind=kind)
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    app.shortcut(Callback.FEEDBACK_SHORTCUT)(ack=ack_only, lazy=[open_shortcut_modal])
+    app.shortcut(Callback.FEEDBACK_SHORTCUT)(edge.ack_then(open_shortcut_modal))
 
     # --- "Add details" -------------------------------------------------------------------------
 
@@ -200,7 +198,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
                 reporter=item.reporter, permalink=item.permalink, title=f"Details of FB-{item.id}")
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    app.action(Action.FEEDBACK_DETAILS)(ack=ack_only, lazy=[open_details_modal])
+    app.action(Action.FEEDBACK_DETAILS)(edge.ack_then(open_details_modal))
 
     # --- modal submission ----------------------------------------------------------------------
 
