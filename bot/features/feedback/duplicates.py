@@ -26,6 +26,7 @@ import numpy as np
 from sqlalchemy import func, select, update
 
 from bot.core.common import enqueue, queue_private
+from bot.core.ids import feedback_ref
 from bot.core.models import Feedback
 from bot.features.feedback import merge_render as render
 from bot.features.feedback import merging
@@ -160,7 +161,7 @@ def suggest_duplicates(ctx: JobContext, p: dict[str, Any]) -> None:
                                            model=embedder.name, threshold=threshold, among=among)
         if not found:
             return
-        log.info("FB-%s looks like %s", p["feedback_id"], ", ".join(f"FB-{c.id} ({c.score:.2f})" for c in found))
+        log.info("FB-%s looks like %s", p["feedback_id"], ", ".join(f"{feedback_ref(c.id)} ({c.score:.2f})" for c in found))
         similar = render.similar_of(merging.describe(s, [c.id for c in found]))
         if not similar:
             return

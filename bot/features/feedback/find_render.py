@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from bot.core.ids import decision_ref, feedback_ref
 from bot.slack.ids import Action, Block, Callback
 from bot.slack.render import blocks as bk
 from bot.slack.render.text import escape, link, money, plain, quote
@@ -25,12 +26,12 @@ def _accounts(hit: Hit) -> str:
 
 def hit_blocks(hit: Hit, *, outsider: bool = False) -> list[dict[str, Any]]:
     """One item: id, votes, accounts/ARR (not for people outside the organisation), status, decisions."""
-    title = link(hit.permalink, f"FB-{hit.id}") if hit.permalink else f"FB-{hit.id}"
+    title = link(hit.permalink, feedback_ref(hit.id)) if hit.permalink else feedback_ref(hit.id)
     bits = [f"*{title}*", f"{hit.votes} vote{'s' if hit.votes != 1 else ''}"]
     if hit.accounts and not outsider:
         bits.append(_accounts(hit))
     if hit.decisions:
-        bits.append("; ".join(f"D-{d['id']} {escape(d['title'][:80])} ({STATUS.get(d['status'], d['status'])})"
+        bits.append("; ".join(f"{decision_ref(d['id'])} {escape(d['title'][:80])} ({STATUS.get(d['status'], d['status'])})"
                               for d in hit.decisions[:3]))
     else:
         bits.append("open, no decision yet")
@@ -120,7 +121,7 @@ def account_message(v: AccountView) -> tuple[str, list[dict[str, Any]]]:
     blocks: list[dict[str, Any]] = [bk.section(head)]
     if v.open_decisions:
         blocks.append(bk.section("*Open decisions:* " + "; ".join(
-            f"D-{d['id']} {escape(d['title'][:100])} ({STATUS.get(d['status'], d['status'])})"
+            f"{decision_ref(d['id'])} {escape(d['title'][:100])} ({STATUS.get(d['status'], d['status'])})"
             for d in v.open_decisions[:10])))
     else:
         blocks.append(bk.context("No open decisions on these items."))

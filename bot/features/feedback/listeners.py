@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import channels as channel_svc
 from bot.core.common import ServiceError, enqueue, queue_private
+from bot.core.ids import feedback_ref
 from bot.features.feedback import find_listeners, merging, render
 from bot.features.feedback import service as fb_svc
 from bot.slack.edge import Edge, team_of
@@ -190,12 +191,12 @@ def register(app: AsyncApp, edge: Edge) -> None:
             item = fb_svc.get_feedback(s, fid, team_id=team_of(body))
             if item is None:
                 await respond(response_type="ephemeral", replace_original=False,
-                              text=f"FB-{fid} doesn't exist in this workspace.")
+                              text=f"{feedback_ref(fid)} doesn't exist in this workspace.")
                 return
             view = render.feedback_modal(
                 metadata={"feedback_id": item.id, "channel": (body.get("channel") or {}).get("id") or item.channel},
                 text=item.text, customer=item.customer, arr=item.arr, area=item.area, kind=item.kind,
-                reporter=item.reporter, permalink=item.permalink, title=f"Details of FB-{item.id}")
+                reporter=item.reporter, permalink=item.permalink, title=f"Details of {feedback_ref(item.id)}")
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
     app.action(Action.FEEDBACK_DETAILS)(edge.ack_then(open_details_modal))
@@ -251,12 +252,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
             if created:
                 merging.queue_suggestion(s, team_id=team, feedback_id=item.id, user=user, channel=channel)
 
-        try:
-            await edge.write(save)
-        except ServiceError as e:
-            await ack(response_action="errors", errors={"fb_text": str(e)})
-            return
-        await ack()
+        await edge.submit(ack, save, errors_in="fb_text")
 
     app.view(Callback.FEEDBACK_MODAL)(feedback_submitted)
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from bot.core.ids import feedback_ref
 from bot.slack.ids import Action
 from bot.slack.render import blocks as bk
 from bot.slack.render.text import escape, link, quote
@@ -23,7 +24,7 @@ class Similar:
 
     @property
     def public_id(self) -> str:
-        return f"FB-{self.id}"
+        return feedback_ref(self.id)
 
 
 def similar_of(rows: list[dict[str, Any]]) -> list[Similar]:
@@ -57,7 +58,7 @@ def suggestion(new_id: int, similar: list[Similar]) -> tuple[str, list[dict[str,
     for c in similar:
         label = link(c.permalink, c.public_id) if c.permalink else c.public_id
         line = escape(similar_line(c)).replace(escape(c.public_id), label, 1)
-        blocks.append(bk.section(f":mag: *FB-{new_id}* looks like {line}"))
+        blocks.append(bk.section(f":mag: *{feedback_ref(new_id)}* looks like {line}"))
         blocks.append(bk.actions(
             bk.button(f"Merge into {c.public_id}", Action.FEEDBACK_MERGE, _value(new_id, c.id, offered),
                       style="primary"),
@@ -67,21 +68,21 @@ def suggestion(new_id: int, similar: list[Similar]) -> tuple[str, list[dict[str,
 
 
 def merged(*, merge_id: int, new_id: int, into: Similar, text: str) -> tuple[str, list[dict[str, Any]]]:
-    head = (f":twisted_rightwards_arrows: Merged *FB-{new_id}* into {escape(similar_line(into))}. Both texts "
+    head = (f":twisted_rightwards_arrows: Merged *{feedback_ref(new_id)}* into {escape(similar_line(into))}. Both texts "
             "and sources are kept; votes, accounts and decision links now count on "
             f"*{into.public_id}*, once per person.")
     blocks = [bk.section(f"{head}\n{quote(text, 300)}"),
               bk.actions(bk.button("Undo", Action.FEEDBACK_UNDO_MERGE, str(merge_id)))]
-    return escape(f"Merged FB-{new_id} into {into.public_id}"), blocks
+    return escape(f"Merged {feedback_ref(new_id)} into {into.public_id}"), blocks
 
 
 def unmerged(*, new_id: int, into_id: int) -> tuple[str, list[dict[str, Any]]]:
-    msg = f"Undone: FB-{new_id} is its own item again, with its votes and links; FB-{into_id} is as before."
+    msg = f"Undone: {feedback_ref(new_id)} is its own item again, with its votes and links; {feedback_ref(into_id)} is as before."
     return msg, [bk.section(f":leftwards_arrow_with_hook: {msg}")]
 
 
 def kept_separate(*, new_id: int, other_id: int) -> tuple[str, list[dict[str, Any]]]:
-    msg = f"Kept separate: FB-{new_id} and FB-{other_id} won't be suggested as duplicates again."
+    msg = f"Kept separate: {feedback_ref(new_id)} and {feedback_ref(other_id)} won't be suggested as duplicates again."
     return msg, [bk.section(f":ok_hand: {msg}")]
 
 

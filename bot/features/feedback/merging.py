@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.common import ServiceError, insert_ignore, insert_ignore_returning, job_row
 from bot.core.groupcommit import RowInsert
+from bot.core.ids import feedback_ref
 from bot.core.models import (
     DecisionFeedback,
     Feedback,
@@ -143,9 +144,9 @@ def merge(session: Session, *, team_id: str, feedback_id: int, into_id: int, by:
         return done, False
     item, into = session.get(Feedback, feedback_id), session.get(Feedback, into_id)
     if item is None or item.team_id != team_id:
-        raise ServiceError(f"FB-{feedback_id} does not exist.")
+        raise ServiceError(f"{feedback_ref(feedback_id)} does not exist.")
     if into is None or into.team_id != team_id:
-        raise ServiceError(f"FB-{into_id} does not exist.")
+        raise ServiceError(f"{feedback_ref(into_id)} does not exist.")
     if item.id == into.id:
         raise ServiceError("An item can't be merged into itself.")
     if item.merged_into is not None:
@@ -154,10 +155,10 @@ def merge(session: Session, *, team_id: str, feedback_id: int, into_id: int, by:
             FeedbackMerge.undone_at.is_(None)).order_by(FeedbackMerge.id.desc()).limit(1))
         if earlier is not None and item.merged_into == into.id:
             return earlier, False
-        raise ServiceError(f"FB-{item.id} is already merged into FB-{item.merged_into}.")
+        raise ServiceError(f"{feedback_ref(item.id)} is already merged into {feedback_ref(item.merged_into)}.")
     if not is_open(into):
-        why = f"merged into FB-{into.merged_into}" if into.merged_into else "withdrawn"
-        raise ServiceError(f"FB-{into.id} is {why}; it can't take other items.")
+        why = f"merged into {feedback_ref(into.merged_into)}" if into.merged_into else "withdrawn"
+        raise ServiceError(f"{feedback_ref(into.id)} is {why}; it can't take other items.")
     now = utcnow()
     moved: dict[str, Any] = {"votes": [], "dropped_votes": [], "links": [], "dropped_links": [], "children": []}
     have = {(v.user_id, v.via) for v in into.votes}
@@ -220,7 +221,7 @@ def undo_merge(session: Session, *, team_id: str, merge_id: int, by: str,
         return record, False
     item = session.get(Feedback, record.feedback_id)
     if item is None or item.merged_into != record.into_id:
-        raise ServiceError(f"FB-{record.feedback_id} is no longer merged into FB-{record.into_id}.")
+        raise ServiceError(f"{feedback_ref(record.feedback_id)} is no longer merged into {feedback_ref(record.into_id)}.")
     moved = record.moved or {}
     if moved.get("votes"):
         session.execute(update(FeedbackVote).where(FeedbackVote.id.in_(moved["votes"]),
@@ -258,7 +259,7 @@ def keep_separate(session: Session, *, team_id: str, feedback_id: int, other_id:
     for fid in (feedback_id, other_id):
         f = session.get(Feedback, fid)
         if f is None or f.team_id != team_id:
-            raise ServiceError(f"FB-{fid} does not exist.")
+            raise ServiceError(f"{feedback_ref(fid)} does not exist.")
     if feedback_id == other_id:
         raise ServiceError("That is one item.")
     low, high = _pair(feedback_id, other_id)

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from bot.core.ids import feedback_ref
 from bot.slack.ids import Action, Block, Callback
 from bot.slack.render import blocks as bk
 from bot.slack.render.replies import ephemeral as ephemeral  # shared by every feature's replies
@@ -33,7 +34,7 @@ class FeedbackSummary:
 
     @property
     def public_id(self) -> str:
-        return f"FB-{self.id}"
+        return feedback_ref(self.id)
 
 
 PENDING_TEXT = "(text not fetched yet — see the message in Slack)"

@@ -17,6 +17,7 @@ from bot.core import csvfile
 from bot.core.channels import get_channel
 from bot.core.common import ServiceError, _insert_stmt, insert_ignore, normalise_area
 from bot.core.groupcommit import Batched
+from bot.core.ids import decision_ref, feedback_ref
 from bot.core.models import Channel, DecisionFeedback, Feedback, FeedbackVote, utcnow
 
 SOURCES = ("command", "shortcut", "reaction", "watch", "import", "modal")
@@ -272,7 +273,7 @@ def update_details(session: Session, *, team_id: str, feedback_id: int, text: st
                    arr: float | None = None) -> Feedback:
     item = get_feedback(session, feedback_id, team_id=team_id)
     if item is None:
-        raise ServiceError(f"FB-{feedback_id} does not exist.")
+        raise ServiceError(f"{feedback_ref(feedback_id)} does not exist.")
     if text is not None and text.strip():
         if text != item.text:
             item.embedding, item.embedding_model = None, None
@@ -320,8 +321,8 @@ def feedback_record(item: Feedback, decision_ids: list[int]) -> dict[str, Any]:
         "permalink": item.permalink, "reporter": item.reporter, "captured_by": item.captured_by,
         "votes": item.vote_count, "source": item.source,
         "created_at": item.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "decision_ids": [f"D-{d}" for d in sorted(decision_ids)],
-        "merged_into": f"FB-{item.merged_into}" if item.merged_into else None,
+        "decision_ids": [decision_ref(d) for d in sorted(decision_ids)],
+        "merged_into": feedback_ref(item.merged_into) if item.merged_into else None,
     }
 
 
