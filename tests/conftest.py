@@ -50,6 +50,14 @@ def pinned_clock() -> Iterator[datetime]:
     clock.set_source(None)
 
 
+@pytest.fixture(autouse=True)
+def default_install_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings built anywhere in a test (and processes it starts) embed with the default install's
+    static model unless the test says otherwise: "auto" would load the optional PyTorch model where
+    it is installed, tens of seconds per process under load. The optional models have their own tests."""
+    monkeypatch.setenv("LOOPLINE_EMBEDDER", "static")
+
+
 def _which_db() -> str:
     return os.environ.get("LOOPLINE_TEST_DB", "sqlite").lower()
 
