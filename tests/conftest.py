@@ -45,6 +45,14 @@ def pinned_clock() -> Iterator[datetime]:
     clock.set_source(None)
 
 
+@pytest.fixture(autouse=True)
+def default_install_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings built anywhere in a test (and processes it starts) embed with the default install's
+    static model unless the test says otherwise: "auto" would load the optional PyTorch model where
+    it is installed, tens of seconds per process under load. The optional models have their own tests."""
+    monkeypatch.setenv("LOOPLINE_EMBEDDER", "static")
+
+
 @pytest.fixture(scope="session")
 def db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if which_db().startswith("postgres"):
