@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 from slack_bolt.request.internals import extract_enterprise_id, extract_is_enterprise_install, extract_team_id
@@ -30,6 +31,26 @@ T = TypeVar("T")
 AfterAck = Callable[[dict[str, Any], Any, Any, Any], Awaitable[None]]
 Listener = Callable[..., Awaitable[None]]
 UNKNOWN_TEAM = "T_UNKNOWN"  # only for org-level lifecycle events, which happen in no workspace
+BAD_VALUE = (ValueError, KeyError, TypeError)  # what a reader of a forged button value may raise
+
+
+@dataclass(frozen=True)
+class Click(Generic[T]):
+    """A button press from someone known to be inside, its value read (Edge.click)."""
+
+    team: str
+    user: str
+    action: dict[str, Any]
+    value: T
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A modal submitted by someone known to be inside (Edge.form)."""
+
+    team: str
+    user: str
+    meta: dict[str, Any]  # the view's private_metadata
 
 
 @dataclass
@@ -112,6 +133,35 @@ class Edge:
             return False
         await ack()
         return True
+
+    async def click(self, ack: Any, body: dict[str, Any], context: Any,
+                    read: Callable[[str], T]) -> Click[T] | None:
+        """The opening of a button that changes something: refuse anyone not known to be inside
+        (`refuse_if_outside`), then read the button's value with `read` (a payload can be forged: what
+        `read` raises on, ValueError, KeyError or TypeError, is ignored). None when the request has been
+        acked and the listener has nothing more to do."""
+        team = await self.workspace(body, context)
+        if await self.refuse_if_outside(body, context):
+            await ack()
+            return None
+        action = body["actions"][0]
+        try:
+            value = read(action.get("value") or "")
+        except BAD_VALUE:
+            await ack()
+            return None
+        return Click(team=team, user=user_of(body), action=action, value=value)
+
+    async def form(self, ack: Any, body: dict[str, Any], view: dict[str, Any], context: Any, *,
+                   errors_in: str) -> Submission | None:
+        """The opening of a modal's submission: refuse anyone not known to be inside, the reason shown
+        on the form under the block `errors_in` (None: acked, nothing more to do); else who submitted it,
+        where, and the view's private_metadata."""
+        team, user = await self.workspace(body, context), body["user"]["id"]
+        if why := await self.refuse_if_outside(body, context):
+            await ack(response_action="errors", errors={errors_in: why})
+            return None
+        return Submission(team=team, user=user, meta=json.loads(view.get("private_metadata") or "{}"))
 
     async def is_watched(self, team_id: str, channel: str) -> bool:
         """May this channel's messages be feedback? Dropping here is final (the event is acked), so the

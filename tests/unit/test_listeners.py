@@ -7,11 +7,16 @@ import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from bot import composition
 from bot.core.groupcommit import GroupCommitter
+from bot.core.models import Job
 from bot.features.digests import schedules
 from bot.features.digests.listeners import DigestListeners
+from bot.features.feedback.find_listeners import FindListeners
+from bot.features.feedback.listeners import FeedbackListeners
+from bot.features.feedback.merge_listeners import MergeListeners
 from bot.slack.app import build_app
 from bot.slack.edge import Edge
 
@@ -63,3 +68,41 @@ def test_show_reads_the_schedule_it_was_given(edge, db):
     text = DigestListeners(edge).show("T0001", "C0PRODUCT")["text"]
     assert "every Monday at 09:00 (Europe/Berlin)" in text and "Next one: Mon 15 Jun 09:00" in text
     assert "&lt;invoices&gt;" in text  # the area is the users' words: escaped
+
+
+def test_the_feedback_command_answers_help_in_the_ack_alone(edge):
+    ack = Ack()
+    asyncio.run(FeedbackListeners(edge).feedback_command(ack, _command("help"), client=None, context=None))
+    [answer] = ack.calls
+    assert answer["response_type"] == "ephemeral" and "Here is what /feedback can do." in answer["text"]
+
+
+def _click(value: str, *, user_team: str = "T0001") -> dict[str, Any]:
+    return {"type": "block_actions", "team": {"id": "T0001"}, "user": {"id": "U0PM", "team_id": user_team},
+            "response_url": "https://hooks.slack.com/actions/T0001/1/x",
+            "actions": [{"action_id": "x", "value": value, "action_ts": "1700000000.1"}]}
+
+
+def _jobs(db) -> list[tuple[str, str]]:
+    with db.session() as s:
+        return [(j.kind, j.key) for j in s.scalars(select(Job))]
+
+
+@pytest.mark.parametrize("value", ["not json", '{"f": "x", "i": 2}', '{"i": 2}', "[1, 2]", ""])
+def test_a_forged_merge_button_is_acked_and_changes_nothing(edge, db, value):
+    ack = Ack()
+    on = MergeListeners(edge, on_links_moved=lambda *a, **k: None)
+    for clicked in (on.merge_clicked, on.keep_separate_clicked, on.undo_clicked):
+        asyncio.run(clicked(ack, _click(value), None))
+    asyncio.run(FindListeners(edge).page_clicked(ack, _click(value), None))
+    assert ack.calls == [{}] * 4 and _jobs(db) == []
+
+
+def test_a_click_reads_the_value_only_for_people_inside(edge, db):
+    read: list[str] = []
+    click = asyncio.run(edge.click(Ack(), _click('{"f": 1}'), None, lambda v: read.append(v) or v))
+    assert click is not None and (click.team, click.user, click.value) == ("T0001", "U0PM", '{"f": 1}')
+    ack = Ack()
+    assert asyncio.run(edge.click(ack, _click('{"f": 1}', user_team="T0OTHERORG"), None, read.append)) is None
+    assert read == ['{"f": 1}'] and ack.calls == [{}]  # the outsider's value was never read
+    assert [kind for kind, _ in _jobs(db)] == ["notify.respond"]  # told privately, after the ack

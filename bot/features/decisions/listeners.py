@@ -8,7 +8,6 @@ Permission checks that need users.info happen in the worker, after the ack.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import date
 from typing import Any
@@ -56,11 +55,9 @@ class DecisionListeners:
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
     async def decision_submitted(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
-        team, user = await self.edge.workspace(body, context), body["user"]["id"]
-        if why := await self.edge.refuse_if_outside(body, context):
-            await ack(response_action="errors", errors={render.B_TITLE: why})
+        if (sub := await self.edge.form(ack, body, view, context, errors_in=render.B_TITLE)) is None:
             return
-        meta = json.loads(view.get("private_metadata") or "{}")
+        team, user, meta = sub.team, sub.user, sub.meta
         f = render.read_decision_modal(view["state"]["values"])
         errors: dict[str, str] = {}
         if not f["title"]:
@@ -140,11 +137,9 @@ class DecisionListeners:
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
     async def link_submitted(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
-        team, user = await self.edge.workspace(body, context), body["user"]["id"]
-        if why := await self.edge.refuse_if_outside(body, context):
-            await ack(response_action="errors", errors={render.B_TYPED: why})
+        if (sub := await self.edge.form(ack, body, view, context, errors_in=render.B_TYPED)) is None:
             return
-        meta = json.loads(view.get("private_metadata") or "{}")
+        team, user, meta = sub.team, sub.user, sub.meta
         fid = int(meta.get("feedback_id") or 0)
         wanted = render.read_link_modal(view["state"]["values"])
         if not wanted:

@@ -71,16 +71,23 @@ def parse_feedback_command(text: str) -> tuple[str, dict[str, Any]]:
     return "capture", {"text": t}
 
 
-def register(app: AsyncApp, edge: Edge) -> None:
-    async def feedback_command(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
-        team, channel, user = await edge.workspace(body, context), body["channel_id"], body["user_id"]
+class FeedbackListeners:
+    """The listeners, each a method small enough to read and test alone; `register` below wires them."""
+
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
+
+    # --- /feedback -----------------------------------------------------------------------------
+
+    async def feedback_command(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
+        team, channel, user = await self.edge.workspace(body, context), body["channel_id"], body["user_id"]
         action, args = parse_feedback_command(body.get("text", ""))
-        if action != "capture" and edge.outside(body, context) is not False:
+        if action != "capture" and self.edge.outside(body, context) is not False:
             await ack(**render.ephemeral(OUTSIDER_REFUSAL))
             return
         if action == "modal":
             await ack()
-            edge.after_ack(open_feedback_modal(body, client))
+            self.edge.after_ack(self.open_feedback_modal(body, client))
             return
         if action == "help":
             await ack(**render.usage("/feedback", "Here is what /feedback can do.", FORMS))
@@ -100,7 +107,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
                                                    "response_url": body.get("response_url")})
                 return changed
 
-            changed = await edge.write(toggle)
+            changed = await self.edge.write(toggle)
             if watched:
                 msg = ("Watching this channel: each new top-level message is captured as feedback "
                        "(thread replies and bots are left out). `/feedback unwatch` stops it."
@@ -110,7 +117,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
             await ack(**render.ephemeral(msg))
             return
         if action in ("search", "customer"):
-            await find_listeners.answer_command(edge, body, team, action, args)
+            await find_listeners.answer_command(self.edge, body, team, action, args)
             await ack()
             return
         if action == "account":
@@ -121,21 +128,21 @@ def register(app: AsyncApp, edge: Edge) -> None:
 
         text = args["text"]
 
-        new = await edge.writer.run(fb_svc.CommandText(team_id=team, channel=channel, user=user, text=text,
-                                                       request_key=body.get("trigger_id") or text))
+        new = await self.edge.writer.run(fb_svc.CommandText(team_id=team, channel=channel, user=user, text=text,
+                                                            request_key=body.get("trigger_id") or text))
         fb = render.FeedbackSummary(id=new["id"], text=new["text"], kind=new.get("kind", "feedback"),
                                     votes=new["votes"], customer=new["customer"], arr=new["arr"], reporter=user)
-        outsider = edge.outside(body, context) is not False
+        outsider = self.edge.outside(body, context) is not False
         msg_text, blocks = render.capture_confirmation(fb, created=new["created"], outsider=outsider)
         await ack(response_type="ephemeral", text=msg_text, blocks=blocks)
         if new["created"] and not outsider:  # the duplicate check runs in the worker, after this ack
-            edge.after_ack(edge.writer.run(merging.SuggestionJob(
+            self.edge.after_ack(self.edge.writer.run(merging.SuggestionJob(
                 merging.suggestion_job(team_id=team, feedback_id=new["id"], user=user, channel=channel,
                                        response_url=body.get("response_url")))))
 
-    async def open_feedback_modal(body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def open_feedback_modal(self, body: dict[str, Any], client: AsyncWebClient) -> None:
         team, channel = team_of(body), body["channel_id"]
-        with edge.db.read_session() as s:
+        with self.edge.db.read_session() as s:
             mapped = channel_svc.get_channel(s, team_id=team, channel_id=channel)
             customer = mapped.customer if mapped else None
             arr = mapped.customer_arr if mapped else None
@@ -143,13 +150,10 @@ def register(app: AsyncApp, edge: Edge) -> None:
                                      reporter=body.get("user_id"))
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    app.command("/feedback")(feedback_command)
-
     # --- message shortcut ----------------------------------------------------------------------
 
-
-    async def open_shortcut_modal(body: dict[str, Any], client: AsyncWebClient, context: Any, respond: Any) -> None:
-        if await edge.turned_away_after_ack(body, context, client, respond):
+    async def open_shortcut_modal(self, body: dict[str, Any], client: AsyncWebClient, context: Any, respond: Any) -> None:
+        if await self.edge.turned_away_after_ack(body, context, client, respond):
             return
         team, channel = team_of(body), body["channel"]["id"]
         message = body.get("message") or {}
@@ -163,7 +167,7 @@ def register(app: AsyncApp, edge: Edge) -> None:
             permalink = f"https://{domain}.slack.com/archives/{channel}/p{ts.replace('.', '')}"
             if thread_ts and thread_ts != ts:
                 permalink += f"?thread_ts={thread_ts}&cid={channel}"
-        with edge.db.read_session() as s:
+        with self.edge.db.read_session() as s:
             existing = fb_svc.find_by_message(s, team_id=team, channel=channel, ts=ts) if ts else None
             mapped = channel_svc.get_channel(s, team_id=team, channel_id=channel)
             customer = (existing.customer if existing else None) or (mapped.customer if mapped else None)
@@ -178,16 +182,14 @@ def register(app: AsyncApp, edge: Edge) -> None:
             kind=kind)
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    app.shortcut(Callback.FEEDBACK_SHORTCUT)(edge.ack_then(open_shortcut_modal))
-
     # --- "Add details" -------------------------------------------------------------------------
 
-    async def open_details_modal(body: dict[str, Any], client: AsyncWebClient, context: Any,
+    async def open_details_modal(self, body: dict[str, Any], client: AsyncWebClient, context: Any,
                                  respond: AsyncRespond) -> None:
-        if await edge.turned_away_after_ack(body, context, client, respond):
+        if await self.edge.turned_away_after_ack(body, context, client, respond):
             return
         fid = int(body["actions"][0]["value"])
-        with edge.db.read_session() as s:
+        with self.edge.db.read_session() as s:
             item = fb_svc.get_feedback(s, fid, team_id=team_of(body))
             if item is None:
                 await respond(response_type="ephemeral", replace_original=False,
@@ -199,16 +201,12 @@ def register(app: AsyncApp, edge: Edge) -> None:
                 reporter=item.reporter, permalink=item.permalink, title=f"Details of {feedback_ref(item.id)}")
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    app.action(Action.FEEDBACK_DETAILS)(edge.ack_then(open_details_modal))
-
     # --- modal submission ----------------------------------------------------------------------
 
-    async def feedback_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
-        team, user = await edge.workspace(body, context), body["user"]["id"]
-        if why := await edge.refuse_if_outside(body, context):
-            await ack(response_action="errors", errors={"fb_text": why})
+    async def feedback_submitted(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: Any) -> None:
+        if (sub := await self.edge.form(ack, body, view, context, errors_in="fb_text")) is None:
             return
-        meta = json.loads(view.get("private_metadata") or "{}")
+        team, user, meta = sub.team, sub.user, sub.meta
         fields = render.read_feedback_modal(view["state"]["values"])
         try:
             arr = fb_svc.parse_arr(fields["arr"])
@@ -252,16 +250,13 @@ def register(app: AsyncApp, edge: Edge) -> None:
             if created:
                 merging.queue_suggestion(s, team_id=team, feedback_id=item.id, user=user, channel=channel)
 
-        await edge.submit(ack, save, errors_in="fb_text")
-
-    app.view(Callback.FEEDBACK_MODAL)(feedback_submitted)
+        await self.edge.submit(ack, save, errors_in="fb_text")
 
     # --- the "account or feedback?" question -------------------------------------------------
 
-    @app.action(Action.FEEDBACK_ACCOUNT_CONFIRM)
-    async def map_account(ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
-        team, user = await edge.workspace(body, context), body["user"]["id"]
-        if await edge.refuse_if_outside(body, context):
+    async def map_account(self, ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
+        team, user = await self.edge.workspace(body, context), body["user"]["id"]
+        if await self.edge.refuse_if_outside(body, context):
             await ack()
             return
         channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id"))
@@ -277,19 +272,19 @@ def register(app: AsyncApp, edge: Edge) -> None:
                                            "replace_original": True, "text": text.replace("*", ""),
                                            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]})
 
-        await edge.write(save)
+        await self.edge.write(save)
         await ack()
 
-    @app.action(Action.FEEDBACK_CAPTURE_INSTEAD)
-    async def capture_instead(ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
-        team, user = await edge.workspace(body, context), body["user"]["id"]
-        if await edge.refuse_if_outside(body, context):
+    async def capture_instead(self, ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
+        team, user = await self.edge.workspace(body, context), body["user"]["id"]
+        if await self.edge.refuse_if_outside(body, context):
             await ack()
             return
         channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id"))
         action = body["actions"][0]
-        new = await edge.writer.run(fb_svc.CommandText(team_id=team, channel=channel, user=user, text=action["value"],
-                                                       request_key=f"q:{action.get('action_ts')}:{user}"))
+        new = await self.edge.writer.run(fb_svc.CommandText(team_id=team, channel=channel, user=user,
+                                                            text=action["value"],
+                                                            request_key=f"q:{action.get('action_ts')}:{user}"))
         fb = render.FeedbackSummary(id=new["id"], text=new["text"], kind="feedback", votes=new["votes"],
                                     customer=new["customer"], arr=new["arr"], reporter=user)
         msg_text, blocks = render.capture_confirmation(fb, created=new["created"])
@@ -299,5 +294,15 @@ def register(app: AsyncApp, edge: Edge) -> None:
                     payload={"response_url": body.get("response_url"), "user": user, "replace_original": True,
                              "text": msg_text, "blocks": blocks})
 
-        await edge.write(reply)
+        await self.edge.write(reply)
         await ack()
+
+
+def register(app: AsyncApp, edge: Edge) -> None:
+    on = FeedbackListeners(edge)
+    app.command("/feedback")(on.feedback_command)
+    app.shortcut(Callback.FEEDBACK_SHORTCUT)(edge.ack_then(on.open_shortcut_modal))
+    app.action(Action.FEEDBACK_DETAILS)(edge.ack_then(on.open_details_modal))
+    app.view(Callback.FEEDBACK_MODAL)(on.feedback_submitted)
+    app.action(Action.FEEDBACK_ACCOUNT_CONFIRM)(on.map_account)
+    app.action(Action.FEEDBACK_CAPTURE_INSTEAD)(on.capture_instead)

@@ -29,24 +29,28 @@ def _answer(s: Session, body: dict[str, Any], team: str, text: str, blocks: list
                      "text": text, "blocks": blocks})
 
 
-def register(app: AsyncApp, edge: Edge, *, on_links_moved: merging.LinksMoved) -> None:
-    async def on_merge(ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
-        team, user = await edge.workspace(body, context), user_of(body)
-        if await edge.refuse_if_outside(body, context):
-            await ack()
+def _merge_id(value: str) -> int:
+    return int(json.loads(value or "null"))
+
+
+class MergeListeners:
+    """The listeners, each a method small enough to read and test alone; `register` below wires them."""
+
+    def __init__(self, edge: Edge, *, on_links_moved: merging.LinksMoved) -> None:
+        self.edge = edge
+        self.on_links_moved = on_links_moved
+
+    async def merge_clicked(self, ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
+        if (click := await self.edge.click(ack, body, context, render.read_value)) is None:
             return
-        action = body["actions"][0]
-        try:
-            new_id, into_id, _ = render.read_value(action.get("value") or "")
-        except (ValueError, KeyError, TypeError):
-            await ack()
-            return
+        team, user, action = click.team, click.user, click.action
+        new_id, into_id, _ = click.value
 
         def save(s: Session) -> None:
             try:
                 record, _ = merging.merge(s, team_id=team, feedback_id=new_id, into_id=into_id, by=user,
                                           request_key=f"{action.get('action_ts')}:{user}:{new_id}",
-                                          on_links_moved=on_links_moved)
+                                          on_links_moved=self.on_links_moved)
             except ServiceError as e:
                 _answer(s, body, team, *render.problem(str(e)), replace=False)
                 return
@@ -56,20 +60,14 @@ def register(app: AsyncApp, edge: Edge, *, on_links_moved: merging.LinksMoved) -
                                          text=item.text if item else "")
             _answer(s, body, team, text, blocks)
 
-        await edge.write(save)
+        await self.edge.write(save)
         await ack()
 
-    async def on_keep_separate(ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
-        team, user = await edge.workspace(body, context), user_of(body)
-        if await edge.refuse_if_outside(body, context):
-            await ack()
+    async def keep_separate_clicked(self, ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
+        if (click := await self.edge.click(ack, body, context, render.read_value)) is None:
             return
-        action = body["actions"][0]
-        try:
-            new_id, other_id, offered = render.read_value(action.get("value") or "")
-        except (ValueError, KeyError, TypeError):
-            await ack()
-            return
+        team, user = click.team, click.user
+        new_id, other_id, offered = click.value
 
         def save(s: Session) -> None:
             try:
@@ -84,32 +82,29 @@ def register(app: AsyncApp, edge: Edge, *, on_links_moved: merging.LinksMoved) -
                 text, blocks = render.kept_separate(new_id=new_id, other_id=other_id)
             _answer(s, body, team, text, blocks)
 
-        await edge.write(save)
+        await self.edge.write(save)
         await ack()
 
-    async def on_undo(ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
-        team, user = await edge.workspace(body, context), user_of(body)
-        if await edge.refuse_if_outside(body, context):
-            await ack()
+    async def undo_clicked(self, ack: AsyncAck, body: dict[str, Any], context: Any) -> None:
+        if (click := await self.edge.click(ack, body, context, _merge_id)) is None:
             return
-        try:
-            merge_id = int(json.loads(body["actions"][0].get("value") or "null"))
-        except (ValueError, TypeError):
-            await ack()
-            return
+        team, user, merge_id = click.team, click.user, click.value
 
         def save(s: Session) -> None:
             try:
                 record, _ = merging.undo_merge(s, team_id=team, merge_id=merge_id, by=user,
-                                               on_links_moved=on_links_moved)
+                                               on_links_moved=self.on_links_moved)
             except ServiceError as e:
                 _answer(s, body, team, *render.problem(str(e)), replace=False)
                 return
             _answer(s, body, team, *render.unmerged(new_id=record.feedback_id, into_id=record.into_id))
 
-        await edge.write(save)
+        await self.edge.write(save)
         await ack()
 
-    app.action(Action.FEEDBACK_MERGE)(on_merge)
-    app.action(Action.FEEDBACK_KEEP_SEPARATE)(on_keep_separate)
-    app.action(Action.FEEDBACK_UNDO_MERGE)(on_undo)
+
+def register(app: AsyncApp, edge: Edge, *, on_links_moved: merging.LinksMoved) -> None:
+    on = MergeListeners(edge, on_links_moved=on_links_moved)
+    app.action(Action.FEEDBACK_MERGE)(on.merge_clicked)
+    app.action(Action.FEEDBACK_KEEP_SEPARATE)(on.keep_separate_clicked)
+    app.action(Action.FEEDBACK_UNDO_MERGE)(on.undo_clicked)
