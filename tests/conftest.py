@@ -119,12 +119,9 @@ def fake() -> Iterator[FakeSlack]:
 
 @pytest.fixture
 def settings(fake: FakeSlack, db_url: str) -> Settings:
-    # The embedder of the default install (`pip install`, no PyTorch): with "auto", a machine that has
-    # the optional local model would load PyTorch in every end-to-end test that embeds or digests
-    # (tens of seconds each under load). The optional models have their own tests (tests/unit/test_themes.py).
+    # The embedder comes from LOOPLINE_EMBEDDER, set by `default_install_embedder` above.
     return load_settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
-                         slack_api_url=fake.base_url, database_url=db_url, loopline_log_format="text",
-                         loopline_embedder="static")
+                         slack_api_url=fake.base_url, database_url=db_url, loopline_log_format="text")
 
 
 @pytest.fixture

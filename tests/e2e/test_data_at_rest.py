@@ -9,7 +9,6 @@ import io
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from datetime import timedelta
@@ -31,6 +30,7 @@ from bot.features.feedback import service as fb_svc
 from bot.features.subscriptions import service as sub_svc
 from tests.support.cli import CLEAN_ENV, run
 from tests.support.env import PG_ADMIN_URL, REP, SIGNING_SECRET, RunningServer, export, which_db
+from tests.support.process import free_port
 from tests.support.slack_requests import SlackSender
 
 TEAM = "T0ATREST"
@@ -187,9 +187,7 @@ def test_a_token_no_key_opens_after_start_is_never_acked_as_success(fake, db, db
 
 def run_serve(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """`python -m bot serve` that must refuse to start: a hang past the timeout is a failure."""
-    with socket.socket() as s:  # a free port, so a server that wrongly starts disturbs nobody
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a server that wrongly starts disturbs nobody
     return subprocess.run([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)], cwd=cwd,
                           env={**CLEAN_ENV, **env}, capture_output=True, text=True, timeout=60)
 
