@@ -106,3 +106,22 @@ def test_a_click_reads_the_value_only_for_people_inside(edge, db):
     assert asyncio.run(edge.click(ack, _click('{"f": 1}', user_team="T0OTHERORG"), None, read.append)) is None
     assert read == ['{"f": 1}'] and ack.calls == [{}]  # the outsider's value was never read
     assert [kind for kind, _ in _jobs(db)] == ["notify.respond"]  # told privately, after the ack
+
+
+def test_the_duplicate_check_is_queued_in_the_captures_own_commit(edge, db):
+    """A `/feedback TEXT` ack promises the item and its duplicate check: both are in the database by the
+    time the ack is sent, in one commit (a crash just after the ack loses neither)."""
+    async def capture() -> tuple[list[dict[str, Any]], list[str]]:
+        ack = Ack()
+        await FeedbackListeners(edge).feedback_command(
+            ack, _command("Okta SSO logs everyone out after 10 min — \"session expired\" <!here> & again"),
+            client=None, context={})
+        # Nothing else may run on the loop before this read: the ack has been given.
+        with db.read_session() as s:
+            return ack.calls, list(s.scalars(select(Job.kind)))
+
+    calls, kinds = asyncio.run(capture())
+    [answer] = calls
+    assert "FB-" in answer["text"]
+    assert kinds == ["feedback.similar"]
+    assert edge.writer.commits == 1

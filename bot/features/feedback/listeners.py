@@ -128,17 +128,15 @@ class FeedbackListeners:
 
         text = args["text"]
 
+        outsider = self.edge.outside(body, context) is not False
         new = await self.edge.writer.run(fb_svc.CommandText(team_id=team, channel=channel, user=user, text=text,
-                                                            request_key=body.get("trigger_id") or text))
+                                                            request_key=body.get("trigger_id") or text,
+                                                            suggest=not outsider,
+                                                            response_url=body.get("response_url")))
         fb = render.FeedbackSummary(id=new["id"], text=new["text"], kind=new.get("kind", "feedback"),
                                     votes=new["votes"], customer=new["customer"], arr=new["arr"], reporter=user)
-        outsider = self.edge.outside(body, context) is not False
         msg_text, blocks = render.capture_confirmation(fb, created=new["created"], outsider=outsider)
         await ack(response_type="ephemeral", text=msg_text, blocks=blocks)
-        if new["created"] and not outsider:  # the duplicate check runs in the worker, after this ack
-            self.edge.after_ack(self.edge.writer.run(merging.SuggestionJob(
-                merging.suggestion_job(team_id=team, feedback_id=new["id"], user=user, channel=channel,
-                                       response_url=body.get("response_url")))))
 
     async def open_feedback_modal(self, body: dict[str, Any], client: AsyncWebClient) -> None:
         team, channel = team_of(body), body["channel_id"]

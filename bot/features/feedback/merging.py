@@ -19,7 +19,6 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.core.common import ServiceError, insert_ignore, insert_ignore_returning, job_row
-from bot.core.groupcommit import RowInsert
 from bot.core.ids import feedback_ref
 from bot.core.models import (
     DecisionFeedback,
@@ -314,14 +313,3 @@ def queue_suggestion(session: Session, *, team_id: str, feedback_id: int, user: 
     if user:
         insert_ignore(session, Job, suggestion_job(team_id=team_id, feedback_id=feedback_id, user=user,
                                                    channel=channel, response_url=response_url), conflict=["key"])
-
-
-class SuggestionJob(RowInsert):
-    """The job row queued right after a `/feedback TEXT` ack, batched with the commit's other rows. It
-    does not wake the worker: a commit of captures only must not start a claim transaction that competes
-    with the edge for the write lock (bot/core/groupcommit.py); the worker's next poll (≤ 1 s) finds it."""
-
-    wakes_worker = False
-
-    def __init__(self, row: dict[str, Any]):
-        super().__init__(Job, row, ("key",))

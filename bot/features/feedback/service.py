@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 
 from bot.core import csvfile
 from bot.core.channels import get_channel
-from bot.core.common import ServiceError, _insert_stmt, insert_ignore, normalise_area
+from bot.core.common import ServiceError, _insert_stmt, insert_ignore, insert_ignore_many, normalise_area
 from bot.core.groupcommit import Batched
 from bot.core.ids import decision_ref, feedback_ref
-from bot.core.models import Channel, DecisionFeedback, Feedback, FeedbackVote, utcnow
+from bot.core.models import Channel, DecisionFeedback, Feedback, FeedbackVote, Job, utcnow
+from bot.features.feedback import merging
 
 SOURCES = ("command", "shortcut", "reaction", "watch", "import", "modal")
 KINDS = ("feedback", "idea", "bug", "question", "praise")
@@ -112,7 +113,13 @@ class CommandText(Batched):
     user: str
     text: str
     request_key: str
-    wakes_worker = False  # a command capture queues no job
+    # Whether a new item gets its duplicate check (a person of the organisation typed it), and where
+    # the check may answer. The job row goes into the capture's own commit: the ack promises both.
+    suggest: bool = False
+    response_url: str | None = None
+    # The duplicate check is found by the worker's next poll (<= 1 s): a commit of captures must not
+    # start a claim transaction competing with the edge for the write lock (bot/core/groupcommit.py).
+    wakes_worker = False
 
     @classmethod
     def run_batch(cls, session: Session, units: list[Any]) -> list[Any]:
@@ -147,6 +154,11 @@ def capture_command_texts(session: Session, reqs: list[CommandText]) -> list[dic
         session.connection().execute(_VOTE_INSERT, [
             {"feedback_id": new_ids[row["source_key"]], "user_id": row["reporter"], "via": "capture",
              "created_at": now} for row in rows if row["source_key"] in new_ids])
+        checks = [merging.suggestion_job(team_id=r.team_id, feedback_id=new_ids[row["source_key"]], user=r.user,
+                                         channel=r.channel, response_url=r.response_url)
+                  for r, row in zip(reqs, rows, strict=True) if r.suggest and row["source_key"] in new_ids]
+        if checks:
+            insert_ignore_many(session, Job, checks, conflict=["key"])
     missing = [row["source_key"] for row in rows if row["source_key"] not in new_ids]
     existing = {f.source_key: f for f in session.scalars(select(Feedback).where(Feedback.source_key.in_(missing)))} \
         if missing else {}
