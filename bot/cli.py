@@ -30,7 +30,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot.server import serve
 
     rt = Runtime(s)
-    serve(rt, host=args.host, port=args.port or s.port, scheduler=not args.no_scheduler)
+    serve(rt, host=args.host, port=args.port or s.port, worker="none" if args.no_scheduler else args.worker)
     return 0
 
 
@@ -68,16 +68,28 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         raise ConfigError("SLACK_BOT_TOKEN is not set (or set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET)")
     from bot.runtime import Runtime
 
-    rt = Runtime(s)
+    # --companion: started by `loopline serve` (bot/companion.py), which has migrated the database already.
+    rt = Runtime(s, migrate=not args.companion)
+    stop = threading.Event()
+    if args.companion:
+        from bot.companion import NICENESS, follow_parent
+
+        os.nice(NICENESS)
+        follow_parent(rt.worker.wake, stop)
     rt.start_background()
     stop_metrics = None
     if args.metrics_port:
         from bot.metrics import serve_metrics
 
-        stop_metrics = serve_metrics(rt.metrics, args.metrics_host, args.metrics_port,
-                                     token=s.secret("loopline_metrics_token"))
-        log.info("metrics on http://%s:%s/metrics", args.metrics_host, args.metrics_port)
-    stop = threading.Event()
+        try:
+            stop_metrics = serve_metrics(rt.metrics, args.metrics_host, args.metrics_port,
+                                         token=s.secret("loopline_metrics_token"))
+            log.info("metrics on http://%s:%s/metrics", args.metrics_host, args.metrics_port)
+        except OSError as e:
+            if not args.companion:
+                raise
+            # The port `loopline serve` picked was taken meanwhile: the work matters more than its counts.
+            log.warning("worker process: no metrics (port %s: %s)", args.metrics_port, e)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info("scheduler and worker running")
@@ -219,7 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="HTTP mode: POST /slack/events, GET /healthz")
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--port", type=int, default=None)
-    p.add_argument("--no-scheduler", action="store_true", help="don't run the scheduler/worker in this process")
+    p.add_argument("--no-scheduler", action="store_true",
+                   help="web only: no worker or scheduler (run `loopline scheduler` beside it)")
+    p.add_argument("--worker", choices=["auto", "process", "thread"], default="auto",
+                   help="where the worker and scheduler run: a child process at lower CPU priority, or threads "
+                        "of this process (auto, the default: a process on PostgreSQL, threads on SQLite)")
     p.set_defaults(fn=cmd_serve)
 
     p = sub.add_parser("socket", help="Socket Mode (needs SLACK_APP_TOKEN)")
@@ -231,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve GET /metrics (Prometheus) on this port (default: off)")
     p.add_argument("--metrics-host", default="0.0.0.0",
                    help="address for --metrics-port (default 0.0.0.0: reachable by a Prometheus in another container)")
+    p.add_argument("--companion", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(fn=cmd_scheduler)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
     sub.add_parser("new-key", help="print a new key for LOOPLINE_ENCRYPTION_KEY").set_defaults(fn=cmd_new_key)

@@ -33,6 +33,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.handler import RetryHandler
@@ -113,6 +114,8 @@ class Metrics:
     def __init__(self, *, db_ttl: float = 10.0, db_wait: float = 1.0, render_ttl: float = 1.0,
                  process: bool = True):
         self.registry = r = CollectorRegistry(auto_describe=True)
+        # Another process's exposition to add to this one's (the worker process of `loopline serve`).
+        self.also: Callable[[], str | None] | None = None
         self.render_ttl = render_ttl
         self.db_ttl, self.db_wait = db_ttl, db_wait
         if process:
@@ -204,7 +207,9 @@ class Metrics:
             now = time.monotonic()
             if self._rendered is None or now - self._rendered[0] >= self.render_ttl:
                 self.renders.inc()
-                self._rendered = (time.monotonic(), generate_latest(self.registry))
+                other = self.also() if self.also is not None else None
+                text = merged_exposition(self.registry, other) if other else generate_latest(self.registry)
+                self._rendered = (time.monotonic(), text)
             return self._rendered[1]
 
     async def render_async(self) -> bytes:
@@ -218,6 +223,43 @@ class Metrics:
             return await asyncio.to_thread(self.render)
 
     content_type = CONTENT_TYPE_LATEST
+
+
+def merged_exposition(registry: CollectorRegistry, other: str) -> bytes:
+    """This process's metrics plus another process's text exposition, as one: counters, histograms and
+    summaries add up sample by sample (each process counts its own work), a gauge is this process's
+    when it has one (the database readings and worker_running are read here), and the other process's
+    own `process_*` / `python_*` families are left out (they describe another process)."""
+    families: dict[str, Metric] = {f.name: f for f in registry.collect()}
+    for theirs in text_string_to_metric_families(other):
+        if theirs.name.startswith(("process_", "python_")):
+            continue
+        mine = families.get(theirs.name)
+        if mine is None or not mine.samples:
+            families[theirs.name] = theirs
+            continue
+        if mine.type == "gauge":
+            continue
+        samples = {(x.name, frozenset(x.labels.items())): x for x in mine.samples}
+        for x in theirs.samples:
+            key = (x.name, frozenset(x.labels.items()))
+            if key in samples:
+                old = samples[key]
+                value = min(old.value, x.value) if x.name.endswith("_created") else old.value + x.value
+                samples[key] = old._replace(value=value)
+            else:
+                samples[key] = x
+        both = Metric(mine.name, mine.documentation, mine.type)
+        both.samples = list(samples.values())
+        families[theirs.name] = both
+
+    class Merged(Collector):
+        def collect(self) -> Iterable[Metric]:
+            return list(families.values())
+
+    out = CollectorRegistry(auto_describe=False)
+    out.register(Merged())
+    return generate_latest(out)
 
 
 def authorised(token: str | None, header: str | None) -> bool:

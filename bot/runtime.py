@@ -22,6 +22,8 @@ from bot.slack.edge import Edge
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    from bot.companion import WorkerProcess
+
 log = logging.getLogger(__name__)
 
 
@@ -56,14 +58,27 @@ class Runtime:
                                   metrics=self.metrics)
         self.worker = Worker(self.db, self.slack, settings, jobs=composition.worker_jobs(self.features),
                              after_pass=self._nudge_background)
-        self.writer = GroupCommitter(self.db, on_commit=self.worker.wake, on_batch=self.metrics.observe_batch)
-        self.metrics.watch(lambda: queue_reading(self.db, self.worker, self.metrics.db_ttl),
-                           lambda: self.worker.running)
+        # The worker runs here (threads) or in a child process (bot/companion.py, `use_worker_process`).
+        self.companion: WorkerProcess | None = None
+        self.writer = GroupCommitter(self.db, on_commit=self._wake_worker, on_batch=self.metrics.observe_batch)
+        self.metrics.watch(lambda: queue_reading(self.db, self.worker, self.metrics.db_ttl), self.worker_running)
         self.worker.edge_busy = self.writer.busy
         self.edge = Edge(settings, self.db, self.writer, multi_workspace=self.oauth_stores is not None)
         self.scheduler: BackgroundScheduler | None = None
         self._running: list[Running] = []
         self._identity: dict[str, Any] | None = None
+
+    def use_worker_process(self, companion: WorkerProcess) -> None:
+        """The worker and scheduler run in `companion` (started by the caller): commits wake it through
+        its pipe, and /metrics adds its counts to this process's."""
+        self.companion = companion
+        self.metrics.also = companion.metrics_text
+
+    def _wake_worker(self) -> None:
+        (self.companion.wake if self.companion is not None else self.worker.wake)()
+
+    def worker_running(self) -> bool:
+        return self.companion.alive if self.companion is not None else self.worker.running
 
     def bot_identity(self) -> dict[str, Any]:
         """auth.test once, at start-up (single-workspace token)."""

@@ -21,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.companion import WorkerProcess
+from bot.core.db import is_postgres
 from bot.core.httplimits import INSTALL_BURST, INSTALL_PER_SECOND, BodyLimits, RateLimiter, uvicorn_limits
 from bot.metrics import RequestMeter, authorised, request_kind
 from bot.runtime import Runtime
@@ -38,7 +40,10 @@ def signed_by_slack(verifier: SignatureVerifier, body: bytes, headers: Mapping[s
         return False
 
 
-def create_asgi_app(rt: Runtime, *, background: bool = True, scheduler: bool = True) -> Starlette:
+def create_asgi_app(rt: Runtime, *, background: bool = True, scheduler: bool = True,
+                    companion: WorkerProcess | None = None) -> Starlette:
+    """`background`: run the worker (and with `scheduler` the periodic tasks) in threads of this process;
+    `companion`: run them in that child process instead (bot/companion.py)."""
     # Our own check runs before Bolt sees the request, so Bolt's (the same slack-sdk verifier over the
     # same bytes) is switched off: it would parse the body first and log it whole at INFO when the
     # signature is bad.
@@ -93,11 +98,16 @@ def create_asgi_app(rt: Runtime, *, background: bool = True, scheduler: bool = T
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
-        if background:
+        if companion is not None:
+            rt.use_worker_process(companion)
+            companion.start()
+        elif background:
             rt.start_background(worker=True, scheduler=scheduler)
         try:
             yield
         finally:
+            if companion is not None:
+                companion.stop()
             rt.stop()
 
     return Starlette(routes=routes, lifespan=lifespan,
@@ -115,7 +125,10 @@ def health(rt: Runtime) -> tuple[dict[str, Any], int]:
     if not writer.ok and writer.reason:
         reasons.append(writer.reason)
     worker = rt.worker
-    if worker.started and not worker.running:
+    companion = rt.companion
+    if companion is not None and not companion.alive:
+        reasons.append("the worker process has stopped (it is being restarted)")
+    elif worker.started and not worker.running:
         reasons.append("the worker thread has stopped")
     jobs: dict[str, Any] | None = None
     if reachable:
@@ -129,7 +142,8 @@ def health(rt: Runtime) -> tuple[dict[str, Any], int]:
         "database": "ok" if reachable else "unreachable",
         "writer": {"ok": writer.ok, "last_commit_s": _round(writer.last_commit_s), "queued": writer.queued,
                    "busy_s": _round(writer.busy_s)},
-        "worker": {"processed": worker.processed, "running": worker.running},
+        "worker": ({"process": companion.pid, "running": companion.alive, "restarts": companion.restarts}
+                   if companion is not None else {"processed": worker.processed, "running": worker.running}),
         "jobs": jobs,
     }
     return body, 503 if reasons else 200
@@ -139,12 +153,18 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 2)
 
 
-def serve(rt: Runtime, *, host: str, port: int, scheduler: bool = True) -> None:
+def serve(rt: Runtime, *, host: str, port: int, worker: str = "auto") -> None:
+    """`worker`: where the worker and scheduler run. "process": a child process at lower CPU priority
+    (bot/companion.py); "thread": threads of this process; "auto" (default): a process on PostgreSQL, threads
+    on SQLite (whose single write lock two processes would take turns at: measured slower, README "Speed");
+    "none" (--no-scheduler): a web-only replica that acks and writes the inbox while a `loopline scheduler`
+    (polling the same database) does the work."""
     import uvicorn
 
-    # --no-scheduler makes a web-only replica: it acks and writes the inbox; a `loopline scheduler`
-    # process (polling the same database) does the work.
-    app = create_asgi_app(rt, background=scheduler, scheduler=scheduler)
+    if worker == "auto":
+        worker = "process" if is_postgres(rt.db.engine) else "thread"
+    companion = WorkerProcess(metrics_token=rt.settings.secret("loopline_metrics_token")) if worker == "process" else None
+    app = create_asgi_app(rt, background=worker == "thread", scheduler=worker == "thread", companion=companion)
     import gc
 
     # Everything built at start-up (Bolt, SQLAlchemy metadata, sklearn…) is long-lived: keep it out of

@@ -1,0 +1,170 @@
+"""`loopline serve`'s worker and scheduler in a child process of their own (the default).
+
+Why a process: the edge must answer Slack within 3 seconds and as many requests a second as it can, and
+in one Python process every thread shares one interpreter lock. The worker's jobs (embedding, fan-out
+posts, digests) then take turns with the acks: measured with bench/ack.py, the in-process worker cost
+the edge a third or more of its throughput on events (README "Speed"). A child process takes that work
+to its own interpreter, at a lower CPU priority (nice 10), so on a busy machine the acks come first.
+
+How the two talk: through the database they share (the inbox and the job table, exactly as a separate
+`loopline scheduler` does), plus one pipe: the edge writes a byte to the child's stdin after each commit
+that queued work, so the worker starts within milliseconds instead of at its next poll, and the child
+stops when the pipe closes (its parent is gone, even after `kill -9`). The child serves its metrics on a
+loopback port, which the edge's GET /metrics adds to its own (bot/metrics.py `merged_exposition`).
+
+The parent restarts a child that dies (backoff 1 s doubling to 30 s); /healthz says so meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+NICENESS = 10  # CFS weight ~1/10 of the edge's while both want the CPU; nothing lower when it's idle
+
+
+class WorkerProcess:
+    def __init__(self, *, metrics: bool = True, metrics_token: str | None = None, max_backoff: float = 30.0) -> None:
+        """`metrics`: the child serves GET /metrics on a loopback port (a fresh one each start) for
+        `metrics_text()`; `metrics_token`: LOOPLINE_METRICS_TOKEN, which the child requires too."""
+        self.metrics = metrics
+        self.metrics_port: int | None = None
+        self.metrics_token = metrics_token
+        self.max_backoff = max_backoff
+        self.restarts = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._supervisor: threading.Thread | None = None
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "bot", "scheduler", "--companion"]
+        if self.metrics_port:
+            cmd += ["--metrics-host", "127.0.0.1", "--metrics-port", str(self.metrics_port)]
+        return cmd
+
+    def start(self) -> None:
+        self._spawn()
+        self._supervisor = threading.Thread(target=self._supervise, name="loopline-worker-process", daemon=True)
+        self._supervisor.start()
+
+    def _spawn(self) -> None:
+        # Same environment and working directory, so the same settings (.env included); its logs go
+        # where ours go.
+        self.metrics_port = loopback_port() if self.metrics else None
+        proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE)
+        assert proc.stdin is not None
+        os.set_blocking(proc.stdin.fileno(), False)
+        with self._lock:
+            self._proc = proc
+        log.info("worker process started (pid %d)", proc.pid)
+
+    def _supervise(self) -> None:
+        backoff = 1.0
+        while not self._stopping.is_set():
+            proc = self._proc
+            assert proc is not None
+            started = time.monotonic()
+            code = proc.wait()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - started > 60:
+                backoff = 1.0
+            log.error("worker process (pid %d) exited with %s; starting another in %.0f s", proc.pid, code, backoff)
+            if self._stopping.wait(backoff):
+                return
+            backoff = min(backoff * 2, self.max_backoff)
+            self.restarts += 1
+            try:
+                self._spawn()
+            except OSError:
+                log.exception("could not start the worker process")
+
+    @property
+    def alive(self) -> bool:
+        proc = self._proc
+        return proc is not None and proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def wake(self) -> None:
+        """After a commit that queued work (the group-commit writer's thread): one byte down the pipe.
+        A full pipe already holds a wake-up, a broken one means the child is being restarted."""
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            return
+        with contextlib.suppress(BlockingIOError, BrokenPipeError, OSError, ValueError):
+            os.write(proc.stdin.fileno(), b"\x01")
+
+    def metrics_text(self) -> str | None:
+        """The child's GET /metrics, or None when it can't answer within a second."""
+        if not self.metrics_port or not self.alive:
+            return None
+        req = urllib.request.Request(f"http://127.0.0.1:{self.metrics_port}/metrics")
+        if self.metrics_token:
+            req.add_header("Authorization", f"Bearer {self.metrics_token}")
+        try:
+            with urllib.request.urlopen(req, timeout=1.0) as resp:
+                return resp.read().decode()
+        except (OSError, urllib.error.URLError):
+            return None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Close the pipe (the child finishes the job in hand and exits), then wait; kill if it won't."""
+        self._stopping.set()
+        with self._lock:
+            proc = self._proc
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("worker process (pid %d) did not stop in %.0f s; killing it", proc.pid, timeout)
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def loopback_port() -> int:
+    """A port free on 127.0.0.1 now. The child binds it a moment later; if something took it meanwhile
+    the child works on without metrics (bot/cli.py) and the next start picks another."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def follow_parent(wake: Callable[[], None], stop: threading.Event) -> threading.Thread:
+    """In the child: each byte on stdin wakes the worker (`wake()`); end of file (the parent closed the
+    pipe or died) sets `stop`."""
+    def run() -> None:
+        fd = sys.stdin.fileno()
+        while True:
+            try:
+                data = os.read(fd, 4096)
+            except InterruptedError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                stop.set()
+                return
+            wake()
+
+    t = threading.Thread(target=run, name="loopline-parent-pipe", daemon=True)
+    t.start()
+    return t
