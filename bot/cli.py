@@ -72,9 +72,8 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     rt = Runtime(s, migrate=not args.companion)
     stop = threading.Event()
     if args.companion:
-        from bot.companion import NICENESS, follow_parent
+        from bot.companion import follow_parent
 
-        os.nice(NICENESS)
         follow_parent(rt.worker.wake, stop)
     rt.start_background()
     stop_metrics = None

@@ -64,6 +64,8 @@ class WorkerProcess:
         # where ours go.
         self.metrics_port = loopback_port() if self.metrics else None
         proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE)
+        with contextlib.suppress(OSError):  # from its first instruction on (imports are CPU work too)
+            os.setpriority(os.PRIO_PROCESS, proc.pid, os.getpriority(os.PRIO_PROCESS, 0) + NICENESS)
         assert proc.stdin is not None
         os.set_blocking(proc.stdin.fileno(), False)
         with self._lock:
