@@ -26,6 +26,8 @@ from bot.core.db import is_postgres
 from bot.core.httplimits import INSTALL_BURST, INSTALL_PER_SECOND, BodyLimits, RateLimiter, uvicorn_limits
 from bot.metrics import RequestMeter, authorised, request_kind
 from bot.runtime import Runtime
+from bot.slack.app import fixed_authorization
+from bot.slack.events import LeanInbox
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +57,23 @@ def create_asgi_app(rt: Runtime, *, background: bool = True, scheduler: bool = T
     metrics = rt.metrics
     metrics_token = rt.settings.secret("loopline_metrics_token")
 
+    # Events of a single-workspace install skip Bolt's dispatch (bot/slack/events.py LeanInbox).
+    lean = None if rt.oauth_stores is not None else LeanInbox(
+        rt.edge, fixed_authorization(rt.settings.secret("slack_bot_token") or "", rt.bot_identity()))
+
     async def slack_events(request: Request) -> Response:
         body = await request.body()
         if not signed_by_slack(verifier, body, request.headers):
             return JSONResponse({"error": "invalid request"}, status_code=401)
+        if lean is not None and (envelope := lean.take(body, request.headers.get("content-type", ""))) is not None:
+            request.state.slack_kind = "event"
+            try:
+                await lean.handle(envelope)
+            except Exception:
+                # Not acked: Slack retries it (as Bolt answers a failing listener).
+                log.exception("event not stored (event_id %s)", envelope.get("event_id"))
+                return JSONResponse({"error": "not stored; retry"}, status_code=500)
+            return Response(status_code=200)
         try:
             # AsyncSlackRequestHandler.handle's POST branch, keeping the request Bolt parsed: its kind
             # labels the ack's latency in /metrics (RequestMeter reads it from the request's state).

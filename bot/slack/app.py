@@ -23,6 +23,12 @@ from bot.slack.manifest import BOT_SCOPES
 log = logging.getLogger(__name__)
 
 
+def fixed_authorization(token: str, identity: dict[str, Any]) -> AuthorizeResult:
+    """A single-workspace install's authorisation: its bot token and auth.test's answer (read once)."""
+    return AuthorizeResult(enterprise_id=identity.get("enterprise_id"), team_id=identity.get("team_id"), bot_token=token,
+                           bot_id=identity.get("bot_id"), bot_user_id=identity.get("user_id"))
+
+
 def build_app(edge: Edge, *, listeners: Sequence[Callable[[AsyncApp, Edge], None]],
               bot_identity: dict[str, Any] | None = None, oauth_stores: tuple[Any, Any] | None = None,
               request_verification: bool = True, metrics: Any = None) -> AsyncApp:
@@ -56,12 +62,11 @@ def build_app(edge: Edge, *, listeners: Sequence[Callable[[AsyncApp, Edge], None
         )
     else:
         token = settings.secret("slack_bot_token") or ""
-        ident = bot_identity or {}
+        fixed = fixed_authorization(token, bot_identity or {})
 
         async def authorize(**_: Any) -> AuthorizeResult:
             # A fixed answer: Bolt's default would call auth.test on the first request, inside its ack.
-            return AuthorizeResult(enterprise_id=ident.get("enterprise_id"), team_id=ident.get("team_id"), bot_token=token,
-                                   bot_id=ident.get("bot_id"), bot_user_id=ident.get("user_id"))
+            return fixed
 
         app = AsyncApp(**common, client=make_async_web_client(settings, token, metrics=metrics),
                        authorize=authorize)
