@@ -220,7 +220,7 @@ class GroupCommitter:
             return
         outcomes: list[tuple[bool, Any]]
         try:
-            with self.db.session() as s:
+            with self.db.write_session() as s:
                 results = self._execute(s, units)
             outcomes = [(True, r) for r in results]
         except BaseException:
@@ -260,7 +260,7 @@ class GroupCommitter:
     def _alone(self, fn: Unit) -> tuple[bool, Any]:
         """One unit in its own transaction; its outcome is known only once its commit has returned."""
         try:
-            with self.db.session() as s:
+            with self.db.write_session() as s:
                 value = fn(s)
         except BaseException as e:  # handed back to the awaiting request, which answers 5xx
             return False, _failed(e)

@@ -106,6 +106,9 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # listener closed: refusing
+            if listener is not self._listener:  # accepted as it was being cut
+                client.close()
+                return
             if self._stalled:
                 self._held.append(client)  # accepted, never answered
                 continue
@@ -137,6 +140,10 @@ class TcpProxy:
     def cut(self) -> None:
         """Stop listening and reset every forwarded connection."""
         if self._listener is not None:
+            # close() alone doesn't wake a thread blocked in accept(): the socket would go on accepting
+            # one more connection, which then worked right through the "outage". shutdown() does.
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
         with self._lock:
