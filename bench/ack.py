@@ -9,9 +9,10 @@ each and the ratio. Needs `wrk` (Debian package).
     python bench/ack.py --db sqlite            # or --db postgres, --duration 10, --connections 20
     python bench/ack.py --kinds message,event  # which requests (default command,event)
     python bench/ack.py --busy 3000            # the worker fans an announcement out to 3,000 channels meanwhile
+    python bench/ack.py --worker thread        # serve's worker in threads of the edge's process (default: auto)
 
 `--busy N` seeds an announcement due now to N subscribed channels before `loopline serve` starts, with
-the workspace rate raised (`--busy-rate`) and the fake unlimited, so the in-process delivery loop posts
+the workspace rate raised (`--busy-rate`) and the fake unlimited, so the delivery loop posts
 flat out during the measurement while the job worker embeds and fetches what the edge captures.
 """
 
@@ -152,6 +153,9 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=20)
     ap.add_argument("--no-worker", action="store_true", help="measure the edge alone (worker not draining)")
+    ap.add_argument("--worker", choices=["auto", "process", "thread"], default="auto",
+                    help="`loopline serve --worker`: the worker in a child process or in threads (auto: process on "
+                         "PostgreSQL, threads on SQLite)")
     ap.add_argument("--busy", type=int, default=0, metavar="N",
                     help="seed a fan-out to N channels so the worker is busy posting during the run")
     ap.add_argument("--busy-rate", type=float, default=500.0, help="LOOPLINE_WORKSPACE_RATE with --busy")
@@ -192,7 +196,7 @@ def main() -> int:
     servers = {
         "bare Bolt (ack only)": [sys.executable, str(ROOT / "bench/bare_bolt.py"), "--secret", SECRET],
         "loopline serve": [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1"]
-        + (["--no-scheduler"] if args.no_worker else []),
+        + (["--no-scheduler"] if args.no_worker else ["--worker", args.worker]),
     }
     try:
         for label, cmd in servers.items():
@@ -219,7 +223,7 @@ def main() -> int:
         fake.stop()
 
     print(f"\nack benchmark: {args.connections} connections, {args.duration}s per run, database {args.db}"
-          f"{' (worker off)' if args.no_worker else ' (worker draining the inbox in-process)'}"
+          f"{' (worker off)' if args.no_worker else f' (worker draining the inbox, --worker {args.worker})'}"
           f"{f', fanning out to {args.busy} channels' if args.busy else ''}")
     if args.busy:
         print(f"posts made by the worker during the run: {fake.call_count('chat.postMessage')}")
