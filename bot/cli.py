@@ -72,9 +72,11 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     rt = Runtime(s, migrate=not args.companion)
     stop = threading.Event()
     if args.companion:
-        from bot.companion import follow_parent
+        from bot.companion import ParentPipe
 
-        follow_parent(rt.worker.wake, stop)
+        pipe = ParentPipe(rt.worker.wake, stop)
+        rt.worker.edge_busy = pipe.edge_busy
+        pipe.start()
     rt.start_background()
     stop_metrics = None
     if args.metrics_port:

@@ -8,8 +8,10 @@ to its own interpreter, at a lower CPU priority (nice 10), so on a busy machine 
 
 How the two talk: through the database they share (the inbox and the job table, exactly as a separate
 `loopline scheduler` does), plus one pipe: the edge writes a byte to the child's stdin after each commit
-that queued work, so the worker starts within milliseconds instead of at its next poll, and the child
-stops when the pipe closes (its parent is gone, even after `kill -9`). The child serves its metrics on a
+that queued work, so the worker starts within milliseconds instead of at its next poll; another byte
+while requests arrive faster than one per commit, so the worker steps aside between jobs as it does in
+the edge's own process (bot/queue/core.py); and the child stops when the pipe closes (its parent is
+gone, even after `kill -9`). The child serves its metrics on a
 loopback port, which the edge's GET /metrics adds to its own (bot/metrics.py `merged_exposition`).
 
 The parent restarts a child that dies (backoff 1 s doubling to 30 s); /healthz says so meanwhile.
@@ -32,6 +34,8 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 NICENESS = 10  # CFS weight ~1/10 of the edge's while both want the CPU; nothing lower when it's idle
+WAKE, BUSY = b"\x01", b"b"
+BUSY_EVERY = 0.02  # seconds between two "busy" bytes (the child's busy window is longer: 0.05 s)
 
 
 class WorkerProcess:
@@ -47,6 +51,7 @@ class WorkerProcess:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._supervisor: threading.Thread | None = None
+        self._busy_sent = 0.0
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "bot", "scheduler", "--companion"]
@@ -103,13 +108,23 @@ class WorkerProcess:
         return self._proc.pid if self._proc is not None else None
 
     def wake(self) -> None:
-        """After a commit that queued work (the group-commit writer's thread): one byte down the pipe.
-        A full pipe already holds a wake-up, a broken one means the child is being restarted."""
+        """After a commit that queued work (the group-commit writer's thread)."""
+        self._send(WAKE)
+
+    def edge_busy(self) -> None:
+        """The edge is under a burst (a commit carried several requests): at most one byte per 20 ms."""
+        now = time.monotonic()
+        if now - self._busy_sent >= BUSY_EVERY:
+            self._busy_sent = now
+            self._send(BUSY)
+
+    def _send(self, byte: bytes) -> None:
+        # A full pipe already holds a wake-up; a broken one means the child is being restarted.
         proc = self._proc
         if proc is None or proc.stdin is None:
             return
         with contextlib.suppress(BlockingIOError, BrokenPipeError, OSError, ValueError):
-            os.write(proc.stdin.fileno(), b"\x01")
+            os.write(proc.stdin.fileno(), byte)
 
     def metrics_text(self) -> str | None:
         """The child's GET /metrics, or None when it can't answer within a second."""
@@ -150,23 +165,35 @@ def loopback_port() -> int:
         return int(s.getsockname()[1])
 
 
-def follow_parent(wake: Callable[[], None], stop: threading.Event) -> threading.Thread:
-    """In the child: each byte on stdin wakes the worker (`wake()`); end of file (the parent closed the
-    pipe or died) sets `stop`."""
-    def run() -> None:
-        fd = sys.stdin.fileno()
+class ParentPipe:
+    """In the worker process: what `loopline serve` says down stdin. WAKE wakes the worker, BUSY opens a
+    50 ms window in which `edge_busy()` is true (the worker pauses between jobs), end of file sets `stop`."""
+
+    def __init__(self, wake: Callable[[], None], stop: threading.Event, fd: int | None = None):
+        self.wake, self.stop = wake, stop
+        self.fd = sys.stdin.fileno() if fd is None else fd
+        self._busy_until = 0.0
+
+    def edge_busy(self) -> bool:
+        return time.monotonic() < self._busy_until
+
+    def start(self) -> threading.Thread:
+        t = threading.Thread(target=self._run, name="loopline-parent-pipe", daemon=True)
+        t.start()
+        return t
+
+    def _run(self) -> None:
         while True:
             try:
-                data = os.read(fd, 4096)
+                data = os.read(self.fd, 4096)
             except InterruptedError:
                 continue
             except OSError:
                 data = b""
             if not data:
-                stop.set()
+                self.stop.set()
                 return
-            wake()
-
-    t = threading.Thread(target=run, name="loopline-parent-pipe", daemon=True)
-    t.start()
-    return t
+            if BUSY in data:
+                self._busy_until = time.monotonic() + 0.05
+            if WAKE in data:
+                self.wake()

@@ -60,7 +60,8 @@ class Runtime:
                              after_pass=self._nudge_background)
         # The worker runs here (threads) or in a child process (bot/companion.py, `use_worker_process`).
         self.companion: WorkerProcess | None = None
-        self.writer = GroupCommitter(self.db, on_commit=self._wake_worker, on_batch=self.metrics.observe_batch)
+        self.writer = GroupCommitter(self.db, on_commit=self._wake_worker, on_batch=self.metrics.observe_batch,
+                                     on_busy=self._edge_busy)
         self.metrics.watch(lambda: queue_reading(self.db, self.worker, self.metrics.db_ttl), self.worker_running)
         self.worker.edge_busy = self.writer.busy
         self.edge = Edge(settings, self.db, self.writer, multi_workspace=self.oauth_stores is not None)
@@ -76,6 +77,11 @@ class Runtime:
 
     def _wake_worker(self) -> None:
         (self.companion.wake if self.companion is not None else self.worker.wake)()
+
+    def _edge_busy(self) -> None:
+        # A worker thread reads writer.busy() itself; a worker process is told down its pipe.
+        if self.companion is not None:
+            self.companion.edge_busy()
 
     def worker_running(self) -> bool:
         return self.companion.alive if self.companion is not None else self.worker.running

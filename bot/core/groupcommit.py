@@ -104,13 +104,14 @@ class GroupCommitter:
 
     def __init__(self, db: Database, *, on_commit: Callable[[], None] | None = None, max_batch: int = 256,
                  timeout: float = 10.0, stall_after: float = 30.0, probe_every: float = 10.0,
-                 on_batch: Callable[[int], None] | None = None):
+                 on_batch: Callable[[int], None] | None = None, on_busy: Callable[[], None] | None = None):
         """`timeout`: a caller waits this long for its commit, then gets WriteFailed (Slack's own deadline
         is 3 s, so nothing waits on a longer answer). `stall_after`: a batch running this long makes the
         writer unhealthy. `probe_every`: with no commit for this long, /healthz asks for a probe write."""
         self.db = db
         self.on_commit = on_commit
         self.on_batch = on_batch  # told each batch's size (metrics)
+        self.on_busy = on_busy  # told when a batch shows the edge under load (a worker in another process)
         self.max_batch = max_batch
         self.timeout = timeout
         self.stall_after = stall_after
@@ -249,6 +250,8 @@ class GroupCommitter:
             self.on_batch(len(units))
         if len(batch) >= self.BUSY_BATCH:
             self.busy_until = now + 0.05
+            if self.on_busy is not None:
+                self.on_busy()
         if self.on_commit and any(getattr(fn, "wakes_worker", True) for fn in committed):
             try:
                 self.on_commit()

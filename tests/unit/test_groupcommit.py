@@ -151,3 +151,17 @@ def test_health_reports_a_writer_stuck_on_a_lock_and_recovers(db):
         assert w.health().ok
     finally:
         w.close()
+
+
+def test_a_burst_is_told_to_a_worker_in_another_process(db):
+    """A commit carrying several requests means the edge is under load: the writer says so (`on_busy`, which
+    `loopline serve` passes down its worker process's pipe); a lone request's commit does not."""
+    told: list[float] = []
+    writer = GroupCommitter(db, on_busy=lambda: told.append(time.monotonic()))
+    try:
+        asyncio.run(one_commit(writer, [job("alone")]))
+        assert told == [] and not writer.busy()
+        asyncio.run(one_commit(writer, [job(f"burst-{i}") for i in range(8)]))
+        assert len(told) == 1 and writer.busy()
+    finally:
+        writer.close()
