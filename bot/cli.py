@@ -69,6 +69,10 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from bot.runtime import Runtime
 
     # --companion: started by `loopline serve` (bot/companion.py), which has migrated the database already.
+    if args.companion:
+        from bot.companion import die_with_parent
+
+        die_with_parent()
     rt = Runtime(s, migrate=not args.companion)
     stop = threading.Event()
     if args.companion:

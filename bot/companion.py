@@ -10,8 +10,8 @@ How the two talk: through the database they share (the inbox and the job table, 
 `loopline scheduler` does), plus one pipe: the edge writes a byte to the child's stdin after each commit
 that queued work, so the worker starts within milliseconds instead of at its next poll; another byte
 while requests arrive faster than one per commit, so the worker steps aside between jobs as it does in
-the edge's own process (bot/queue/core.py); and the child stops when the pipe closes (its parent is
-gone, even after `kill -9`). The child serves its metrics on a
+the edge's own process (bot/queue/core.py); and the child stops when the pipe closes (a normal stop:
+it finishes the job in hand), or at once if its parent dies (`die_with_parent`). The child serves its metrics on a
 loopback port, which the edge's GET /metrics adds to its own (bot/metrics.py `merged_exposition`).
 
 The parent restarts a child that dies (backoff 1 s doubling to 30 s); /healthz says so meanwhile.
@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -155,6 +156,19 @@ class WorkerProcess:
             log.warning("worker process (pid %d) did not stop in %.0f s; killing it", proc.pid, timeout)
             proc.kill()
             proc.wait(timeout=5)
+
+
+def die_with_parent() -> None:
+    """In the worker process (Linux): the kernel kills it the moment the server that started it dies,
+    however it dies, as a `kill -9` of one process took its worker threads with it; its jobs' leases then
+    hand them to the next process. Elsewhere the pipe's end of file stops it, after the job in hand."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def loopback_port() -> int:

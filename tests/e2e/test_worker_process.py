@@ -12,7 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
 
+from bot.core.models import Job
 from tests.support.env import BOT_TOKEN, CUSTOMER, REP, SIGNING_SECRET, export
 from tests.support.process import BotProcess, bot_env
 from tests.support.slack_requests import SlackSender
@@ -39,6 +41,11 @@ def gone(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return True
+
+
+def claimed(db) -> bool:
+    with db.read_session() as s:
+        return bool(s.scalar(select(func.count()).select_from(Job).where(Job.locked_until.is_not(None))))
 
 
 def niceness(pid: int) -> int:
@@ -86,10 +93,19 @@ def test_a_worker_process_that_dies_is_restarted_and_the_work_goes_on(web, fake,
     fake.wait_until(lambda: [r for r in export(db) if r["text"] == TEXTS[1]], timeout=20)
 
 
-def test_the_worker_process_goes_when_the_server_is_killed(web):
+def test_the_worker_process_dies_with_its_server_even_inside_a_job(web, fake, db):
+    """`kill -9` of the server takes its worker with it at once, as it took its worker threads: the job in
+    hand is left to its lease (the next process finishes it, tests/e2e/test_durability.py), not finished by
+    an orphan that outlives its server."""
+    fake.latency_for["reactions.get"] = 30.0
+    fake.latency_for["conversations.history"] = 30.0
+    fake.latency_for["conversations.replies"] = 30.0
     child = health(web).json()["worker"]["process"]
+    capture(web, fake, TEXTS[0])
+    fake.wait_until(lambda: claimed(db), timeout=20)
+    time.sleep(0.5)  # now inside the 30-second call
     web.kill9()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 5  # the graceful way out would wait up to 10 s for the call
     while not gone(child):
         assert time.monotonic() < deadline, "the worker process outlived its server"
-        time.sleep(0.1)
+        time.sleep(0.05)
