@@ -83,18 +83,15 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         pipe.start()
     rt.start_background()
     stop_metrics = None
-    if args.metrics_port:
+    if args.metrics_port is not None:
         from bot.metrics import serve_metrics
 
-        try:
-            stop_metrics = serve_metrics(rt.metrics, args.metrics_host, args.metrics_port,
-                                         token=s.secret("loopline_metrics_token"))
-            log.info("metrics on http://%s:%s/metrics", args.metrics_host, args.metrics_port)
-        except OSError as e:
-            if not args.companion:
-                raise
-            # The port `loopline serve` picked was taken meanwhile: the work matters more than its counts.
-            log.warning("worker process: no metrics (port %s: %s)", args.metrics_port, e)
+        stop_metrics, port = serve_metrics(rt.metrics, args.metrics_host, args.metrics_port,
+                                           token=s.secret("loopline_metrics_token"))
+        log.info("metrics on http://%s:%s/metrics", args.metrics_host, port)
+        if args.port_fd is not None:  # `loopline serve` asked for any free port: tell it which
+            with os.fdopen(args.port_fd, "w") as report:
+                report.write(f"{port}\n")
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info("scheduler and worker running")
@@ -253,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-host", default="0.0.0.0",
                    help="address for --metrics-port (default 0.0.0.0: reachable by a Prometheus in another container)")
     p.add_argument("--companion", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--port-fd", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(fn=cmd_scheduler)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
     sub.add_parser("new-key", help="print a new key for LOOPLINE_ENCRYPTION_KEY").set_defaults(fn=cmd_new_key)

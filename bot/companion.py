@@ -23,7 +23,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -41,8 +40,8 @@ BUSY_EVERY = 0.02  # seconds between two "busy" bytes (the child's busy window i
 
 class WorkerProcess:
     def __init__(self, *, metrics: bool = True, metrics_token: str | None = None, max_backoff: float = 30.0) -> None:
-        """`metrics`: the child serves GET /metrics on a loopback port (a fresh one each start) for
-        `metrics_text()`; `metrics_token`: LOOPLINE_METRICS_TOKEN, which the child requires too."""
+        """`metrics`: the child serves GET /metrics on a loopback port of its choosing, which it reports
+        through a pipe, for `metrics_text()`; `metrics_token`: LOOPLINE_METRICS_TOKEN, which it requires too."""
         self.metrics = metrics
         self.metrics_port: int | None = None
         self.metrics_token = metrics_token
@@ -54,10 +53,10 @@ class WorkerProcess:
         self._supervisor: threading.Thread | None = None
         self._busy_sent = 0.0
 
-    def command(self) -> list[str]:
+    def command(self, port_fd: int | None = None) -> list[str]:
         cmd = [sys.executable, "-m", "bot", "scheduler", "--companion"]
-        if self.metrics_port:
-            cmd += ["--metrics-host", "127.0.0.1", "--metrics-port", str(self.metrics_port)]
+        if port_fd is not None:
+            cmd += ["--metrics-host", "127.0.0.1", "--metrics-port", "0", "--port-fd", str(port_fd)]
         return cmd
 
     def start(self) -> None:
@@ -68,8 +67,18 @@ class WorkerProcess:
     def _spawn(self) -> None:
         # Same environment and working directory, so the same settings (.env included); its logs go
         # where ours go.
-        self.metrics_port = loopback_port() if self.metrics else None
-        proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE)
+        self.metrics_port = None
+        if self.metrics:
+            # The child binds any free loopback port and writes its number down this pipe.
+            report, port_fd = os.pipe()
+            try:
+                proc = subprocess.Popen(self.command(port_fd), stdin=subprocess.PIPE, pass_fds=(port_fd,))
+            finally:
+                os.close(port_fd)
+            threading.Thread(target=self._read_port, args=(report, proc), name="loopline-worker-port",
+                             daemon=True).start()
+        else:
+            proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE)
         with contextlib.suppress(OSError):  # from its first instruction on (imports are CPU work too)
             os.setpriority(os.PRIO_PROCESS, proc.pid, os.getpriority(os.PRIO_PROCESS, 0) + NICENESS)
         assert proc.stdin is not None
@@ -77,6 +86,12 @@ class WorkerProcess:
         with self._lock:
             self._proc = proc
         log.info("worker process started (pid %d)", proc.pid)
+
+    def _read_port(self, report: int, proc: subprocess.Popen[bytes]) -> None:
+        with os.fdopen(report, "rb") as f:
+            line = f.readline().strip()
+        if line.isdigit() and self._proc is proc:
+            self.metrics_port = int(line)
 
     def _supervise(self) -> None:
         backoff = 1.0
@@ -169,14 +184,6 @@ def die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-
-
-def loopback_port() -> int:
-    """A port free on 127.0.0.1 now. The child binds it a moment later; if something took it meanwhile
-    the child works on without metrics (bot/cli.py) and the next start picks another."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ParentPipe:

@@ -473,9 +473,11 @@ def queue_reading(db: Any, worker: Any, ttl: float) -> dict[str, Any]:
 # --- a port of its own (`loopline scheduler --metrics-port`) --------------------------------------------
 
 
-def serve_metrics(metrics: Metrics, host: str, port: int, *, token: str | None = None) -> Callable[[], None]:
-    """GET /metrics on host:port from a small threaded HTTP server (standard library); returns its stop
-    function. Same text, caching and optional bearer token as `loopline serve`'s /metrics."""
+def serve_metrics(metrics: Metrics, host: str, port: int, *,
+                  token: str | None = None) -> tuple[Callable[[], None], int]:
+    """GET /metrics on host:port (0: any free port) from a small threaded HTTP server (standard library);
+    returns its stop function and the port it listens on. Same text, caching and optional bearer token as
+    `loopline serve`'s /metrics."""
     from socketserver import ThreadingMixIn
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -507,4 +509,4 @@ def serve_metrics(metrics: Metrics, host: str, port: int, *, token: str | None =
         httpd.server_close()
         thread.join(timeout=5)
 
-    return stop
+    return stop, int(httpd.server_address[1])
