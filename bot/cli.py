@@ -70,14 +70,12 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
     # --companion: started by `loopline serve` (bot/companion.py), which has migrated the database already.
     if args.companion:
-        from bot.companion import die_with_parent
+        from bot.companion import ParentPipe, die_with_parent
 
         die_with_parent()
     rt = Runtime(s, migrate=not args.companion)
     stop = threading.Event()
     if args.companion:
-        from bot.companion import ParentPipe
-
         pipe = ParentPipe(rt.worker.wake, stop)
         rt.worker.edge_busy = pipe.edge_busy
         pipe.start()

@@ -3,7 +3,7 @@
 Why a process: the edge must answer Slack within 3 seconds and as many requests a second as it can, and
 in one Python process every thread shares one interpreter lock. The worker's jobs (embedding, fan-out
 posts, digests) then take turns with the acks: measured with bench/ack.py, the in-process worker cost
-the edge a third or more of its throughput on events (README "Speed"). A child process takes that work
+the edge a third or more of its throughput on events (README "Measured on this machine", *Acks*). A child process takes that work
 to its own interpreter, at a lower CPU priority (nice 10), so on a busy machine the acks come first.
 
 How the two talk: through the database they share (the inbox and the job table, exactly as a separate
@@ -11,8 +11,9 @@ How the two talk: through the database they share (the inbox and the job table, 
 that queued work, so the worker starts within milliseconds instead of at its next poll; another byte
 while requests arrive faster than one per commit, so the worker steps aside between jobs as it does in
 the edge's own process (bot/queue/core.py); and the child stops when the pipe closes (a normal stop:
-it finishes the job in hand), or at once if its parent dies (`die_with_parent`). The child serves its metrics on a
-loopback port, which the edge's GET /metrics adds to its own (bot/metrics.py `merged_exposition`).
+it finishes the job in hand), or at once if its parent dies (`die_with_parent`). The child serves its
+metrics on a loopback port of its choosing, which it reports down a second pipe, and the edge's GET
+/metrics adds them to its own (bot/metrics.py `merged_exposition`).
 
 The parent restarts a child that dies (backoff 1 s doubling to 30 s); /healthz says so meanwhile.
 """
@@ -27,22 +28,25 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable
+
+from bot.core.groupcommit import GroupCommitter
 
 log = logging.getLogger(__name__)
 
 NICENESS = 10  # CFS weight ~1/10 of the edge's while both want the CPU; nothing lower when it's idle
 WAKE, BUSY = b"\x01", b"b"
-BUSY_EVERY = 0.02  # seconds between two "busy" bytes (the child's busy window is longer: 0.05 s)
+# The edge's own burst window, mirrored in the child; a "busy" byte goes at most every BUSY_EVERY seconds,
+# well inside it, so a burst keeps the window open without a gap.
+BUSY_WINDOW = GroupCommitter.BUSY_WINDOW
+BUSY_EVERY = 0.02
 
 
 class WorkerProcess:
-    def __init__(self, *, metrics: bool = True, metrics_token: str | None = None, max_backoff: float = 30.0) -> None:
-        """`metrics`: the child serves GET /metrics on a loopback port of its choosing, which it reports
-        through a pipe, for `metrics_text()`; `metrics_token`: LOOPLINE_METRICS_TOKEN, which it requires too."""
-        self.metrics = metrics
+    def __init__(self, *, metrics_token: str | None = None, max_backoff: float = 30.0) -> None:
+        """The child serves GET /metrics on a loopback port of its choosing, which it reports through a
+        pipe, for `metrics_text()`; `metrics_token`: LOOPLINE_METRICS_TOKEN, which it requires too."""
         self.metrics_port: int | None = None
         self.metrics_token = metrics_token
         self.max_backoff = max_backoff
@@ -53,11 +57,10 @@ class WorkerProcess:
         self._supervisor: threading.Thread | None = None
         self._busy_sent = 0.0
 
-    def command(self, port_fd: int | None = None) -> list[str]:
-        cmd = [sys.executable, "-m", "bot", "scheduler", "--companion"]
-        if port_fd is not None:
-            cmd += ["--metrics-host", "127.0.0.1", "--metrics-port", "0", "--port-fd", str(port_fd)]
-        return cmd
+    @staticmethod
+    def command(port_fd: int) -> list[str]:
+        return [sys.executable, "-m", "bot", "scheduler", "--companion",
+                "--metrics-host", "127.0.0.1", "--metrics-port", "0", "--port-fd", str(port_fd)]
 
     def start(self) -> None:
         self._spawn()
@@ -68,23 +71,21 @@ class WorkerProcess:
         # Same environment and working directory, so the same settings (.env included); its logs go
         # where ours go.
         self.metrics_port = None
-        if self.metrics:
-            # The child binds any free loopback port and writes its number down this pipe.
-            report, port_fd = os.pipe()
-            try:
-                proc = subprocess.Popen(self.command(port_fd), stdin=subprocess.PIPE, pass_fds=(port_fd,))
-            finally:
-                os.close(port_fd)
-            threading.Thread(target=self._read_port, args=(report, proc), name="loopline-worker-port",
-                             daemon=True).start()
-        else:
-            proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE)
+        # The child binds any free loopback port and writes its number down this pipe.
+        report, port_fd = os.pipe()
+        try:
+            proc = subprocess.Popen(self.command(port_fd), stdin=subprocess.PIPE, pass_fds=(port_fd,))
+        finally:
+            os.close(port_fd)
         with contextlib.suppress(OSError):  # from its first instruction on (imports are CPU work too)
             os.setpriority(os.PRIO_PROCESS, proc.pid, os.getpriority(os.PRIO_PROCESS, 0) + NICENESS)
         assert proc.stdin is not None
         os.set_blocking(proc.stdin.fileno(), False)
         with self._lock:
             self._proc = proc
+        # Started once the process is recorded: the port it reports is taken only for the current one.
+        threading.Thread(target=self._read_port, args=(report, proc), name="loopline-worker-port",
+                         daemon=True).start()
         log.info("worker process started (pid %d)", proc.pid)
 
     def _read_port(self, report: int, proc: subprocess.Popen[bytes]) -> None:
@@ -152,7 +153,7 @@ class WorkerProcess:
         try:
             with urllib.request.urlopen(req, timeout=1.0) as resp:
                 return resp.read().decode()
-        except (OSError, urllib.error.URLError):
+        except OSError:  # refused, timed out, or an HTTP error (urllib's URLError is an OSError)
             return None
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -188,7 +189,7 @@ def die_with_parent() -> None:
 
 class ParentPipe:
     """In the worker process: what `loopline serve` says down stdin. WAKE wakes the worker, BUSY opens a
-    50 ms window in which `edge_busy()` is true (the worker pauses between jobs), end of file sets `stop`."""
+    BUSY_WINDOW in which `edge_busy()` is true (the worker pauses between jobs), end of file sets `stop`."""
 
     def __init__(self, wake: Callable[[], None], stop: threading.Event, fd: int | None = None):
         self.wake, self.stop = wake, stop
@@ -215,6 +216,6 @@ class ParentPipe:
                 self.stop.set()
                 return
             if BUSY in data:
-                self._busy_until = time.monotonic() + 0.05
+                self._busy_until = time.monotonic() + BUSY_WINDOW
             if WAKE in data:
                 self.wake()

@@ -171,8 +171,8 @@ def _round(x: float | None) -> float | None:
 def serve(rt: Runtime, *, host: str, port: int, worker: str = "auto") -> None:
     """`worker`: where the worker and scheduler run. "process": a child process at lower CPU priority
     (bot/companion.py); "thread": threads of this process; "auto" (default): a process on PostgreSQL, threads
-    on SQLite (whose single write lock two processes would take turns at: measured slower, README "Speed");
-    "none" (--no-scheduler): a web-only replica that acks and writes the inbox while a `loopline scheduler`
+    on SQLite (whose single write lock two processes would take turns at: README "Measured on this machine",
+    *Acks*); "none" (--no-scheduler): a web-only replica that acks and writes the inbox while a `loopline scheduler`
     (polling the same database) does the work."""
     import uvicorn
 

@@ -109,7 +109,7 @@ class Database:
         # load (py-spy, bench/ack.py). A connection that died fails its batch, whose units are then
         # replayed one by one on fresh connections (bot/core/groupcommit.py) before anything is acked.
         self._write_engine = (make_engine(url, **{**kw, "pool_pre_ping": False, "pool_size": 2, "max_overflow": 2})
-                              if self.engine.dialect.name == "postgresql" else self.engine)
+                              if is_postgres(self.engine) else self.engine)
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
 
     @contextmanager

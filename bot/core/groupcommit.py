@@ -101,6 +101,8 @@ PROBE = _Probe()
 class GroupCommitter:
     # A commit carrying this many requests means the edge is under load (see `busy`).
     BUSY_BATCH = 4
+    # ... for this long after it (a worker in another process mirrors the window: bot/companion.py).
+    BUSY_WINDOW = 0.05
 
     def __init__(self, db: Database, *, on_commit: Callable[[], None] | None = None, max_batch: int = 256,
                  timeout: float = 10.0, stall_after: float = 30.0, probe_every: float = 10.0,
@@ -249,7 +251,7 @@ class GroupCommitter:
         if self.on_batch is not None:
             self.on_batch(len(units))
         if len(batch) >= self.BUSY_BATCH:
-            self.busy_until = now + 0.05
+            self.busy_until = now + self.BUSY_WINDOW
             if self.on_busy is not None:
                 self.on_busy()
         if self.on_commit and any(getattr(fn, "wakes_worker", True) for fn in committed):

@@ -123,7 +123,7 @@ class LeanInbox:
     """The events path without Bolt's dispatch, for a single-workspace install (its authorisation is a
     fixed answer): the signed event is written to the inbox exactly as the Bolt listener above writes it
     (`persist`), and Slack gets the same empty 200. Bolt's request object, context, middleware chain and
-    listener matching cost more than the write itself (measured with bench/ack.py, README "Speed"), and
+    listener matching cost more than the write itself (measured with bench/ack.py, README "Measured on this machine", *Acks*), and
     Slack sends events far more often than anything else. Everything else (URL verification, commands,
     interactivity, the two revocation events, OAuth installs) goes through Bolt."""
 

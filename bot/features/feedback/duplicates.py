@@ -1,7 +1,8 @@
 """After a capture, in the worker: is the new item an open item said again? ("Looks like FB-12").
 
 Runs after the ack, never before it: the edge only queues a `feedback.similar` job
-(bot/features/feedback/merging.py `queue_suggestion`; for `/feedback TEXT` in the capture's own commit). Here the item is embedded (and its vector stored, so the periodic
+(bot/features/feedback/merging.py `queue_suggestion`; for `/feedback TEXT` in the capture's own commit,
+bot/features/feedback/service.py). Here the item is embedded (and its vector stored, so the periodic
 embedding pass skips it), compared with the workspace's open items, and the person who captured it is
 told privately: through the slash command's response_url when there is one, else an ephemeral in the
 channel where the confirmation went (a DM when they can't see it).

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from bot.core import csvfile
 from bot.core.channels import get_channel
 from bot.core.common import ServiceError, _insert_stmt, insert_ignore, insert_ignore_many, normalise_area
+from bot.core.db import is_postgres
 from bot.core.groupcommit import Batched
 from bot.core.ids import decision_ref, feedback_ref
 from bot.core.models import Channel, DecisionFeedback, Feedback, FeedbackVote, Job, utcnow
@@ -133,7 +134,7 @@ def capture_command_texts(session: Session, reqs: list[CommandText]) -> list[dic
     `votes`, `created`). Writes are INSERT … ON CONFLICT DO NOTHING, so a repeated request
     (same trigger_id) returns the item it made the first time.
     """
-    pg = session.get_bind().dialect.name == "postgresql"
+    pg = is_postgres(session)
     accounts: dict[tuple[str, str], tuple[str | None, float | None]] = {}
     if not pg:  # on PostgreSQL the insert itself reads the channel's account (one round trip less)
         for team, ch, customer, arr in session.execute(
@@ -189,7 +190,7 @@ def _insert_feedback_rows(session: Session, rows: list[dict[str, Any]]) -> dict[
     (customer, ARR) in the same statement, written back into `rows`: a separate SELECT first was a
     round trip per commit, a third of the writer's time under load (py-spy).
     """
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgres(session):
         return {key: fid for fid, key in session.connection().execute(_FEEDBACK_INSERT(session), rows).all()}
     cols = [c for c in rows[0] if c not in ("customer", "arr")]
     account = ("(SELECT c.{} FROM channels c WHERE c.team_id = %s AND c.channel_id = %s "
