@@ -132,10 +132,7 @@ def test_resumed_run_continues_the_thread_instead_of_a_second_parent(settings, f
     from bot.core.slack_client import SlackClients
     from bot.features.digests.jobs import claim_run, process_claimed
 
-    now = clock.now()
-    seed(db, now=now)
-    with db.session() as s:
-        sched_svc.request_now(s, team_id="T0001", channel="C0PRODUCT", user=PM, now=now)
+    digest_asked_for_now(db)
     clients = SlackClients(settings)
     rid = claim_run(db)
     assert rid and claim_run(db) is None  # leased: a second poster can't take it
@@ -189,6 +186,14 @@ def test_cli_print_and_json(settings, db, capsys, monkeypatch):
     assert json.loads(capsys.readouterr().out)["total"] == 47
 
 
+def digest_asked_for_now(db):
+    """The workspace's feedback seeded, and a digest of #product asked for now (what `/digest now` writes)."""
+    now = clock.now()
+    seed(db, now=now)
+    with db.session() as s:
+        sched_svc.request_now(s, team_id="T0001", channel="C0PRODUCT", user=PM, now=now)
+
+
 def _post_and_forget(db, settings, fake, rid, clients):
     """Post the run, then pretend the poster died right after Slack accepted everything."""
     from bot.features.digests.jobs import process_claimed
@@ -207,10 +212,7 @@ def test_parent_posted_by_a_crashed_attempt_is_adopted_with_its_replies(settings
     from bot.core.slack_client import SlackClients
     from bot.features.digests.jobs import claim_run, process_claimed
 
-    now = clock.now()
-    seed(db, now=now)
-    with db.session() as s:
-        sched_svc.request_now(s, team_id="T0001", channel="C0PRODUCT", user=PM, now=now)
+    digest_asked_for_now(db)
     clients = SlackClients(settings)
     rid = claim_run(db)
     first_ts, replies = _post_and_forget(db, settings, fake, rid, clients)
@@ -232,10 +234,7 @@ def test_parent_post_answered_500_ends_with_one_parent(settings, fake, db):
     from bot.core.slack_client import SlackClients
     from bot.features.digests.jobs import claim_run, process_claimed
 
-    now = clock.now()
-    seed(db, now=now)
-    with db.session() as s:
-        sched_svc.request_now(s, team_id="T0001", channel="C0PRODUCT", user=PM, now=now)
+    digest_asked_for_now(db)
     clients = SlackClients(settings)
     fake.fail_next("chat.postMessage", status=500, channel="C0PRODUCT")
     rid = claim_run(db)

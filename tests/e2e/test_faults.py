@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import make_url, select, text
+from sqlalchemy import select, text
 
 from bot.core import clock
 from bot.core.common import job_row
@@ -285,8 +285,7 @@ class Load:
 @pytest.mark.skipif(not os.environ.get("LOOPLINE_TEST_DB", "sqlite").startswith("postgres"),
                     reason="PostgreSQL connections dropped under load")
 def test_postgresql_dropping_every_connection_under_load_loses_no_acked_request(fake, db, db_url):
-    proxy = TcpProxy(("127.0.0.1", 5432))
-    url = make_url(db_url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    proxy, url = TcpProxy.before(db_url)
     settings = load_settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
                              slack_api_url=fake.base_url, database_url=url, loopline_log_format="text",
                              loopline_job_lease_seconds=3)

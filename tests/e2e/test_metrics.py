@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy.engine import make_url
 
 from bot.core.settings import Settings, load_settings
 from bot.features.subscriptions import service as sub_svc
@@ -255,8 +254,7 @@ def test_scheduler_without_metrics_port_listens_on_nothing(fake, db, db_url):
 def test_a_scrape_while_the_database_hangs_answers_at_once(fake, db, db_url):
     from tests.support.faults import TcpProxy
 
-    proxy = TcpProxy(("127.0.0.1", 5432))
-    url = make_url(db_url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    proxy, url = TcpProxy.before(db_url)
     settings = load_settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
                              slack_api_url=fake.base_url, database_url=url, loopline_log_format="text")
     srv = RunningServer(settings, metrics=Metrics(db_ttl=0, render_ttl=0))

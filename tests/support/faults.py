@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from bot.core.db import Database, is_postgres
 
@@ -91,6 +91,13 @@ class TcpProxy:
         self._stalled = False
         self._held: list[socket.socket] = []
         self.listen()
+
+    @classmethod
+    def before(cls, db_url: str) -> tuple[TcpProxy, str]:
+        """A proxy in front of the PostgreSQL at `db_url`, and the URL of the same database through it."""
+        url = make_url(db_url)
+        proxy = cls((url.host or "127.0.0.1", url.port or 5432))
+        return proxy, url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
 
     def listen(self) -> None:
         s = socket.socket()
