@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.core.settings import Settings, load_settings
 from bot.features.subscriptions import service as sub_svc
 from bot.metrics import Metrics
-from tests.support.announcements import modal_values
+from tests.support.announcements import modal_values, wait
 from tests.support.env import ADMIN, BOT_TOKEN, CUSTOMER, PM, REP, REPO, SIGNING_SECRET, RunningServer, export
 from tests.support.process import free_port
 from tests.support.slack_requests import SlackSender
@@ -63,15 +63,6 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
     return value(after, name, **labels) - value(before, name, **labels)
-
-
-def wait(cond: Any, timeout: float = 20.0, msg: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if v := cond():
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting {msg}")
 
 
 def test_the_numbers_move_when_the_work_happens(server, slack, fake, db):
