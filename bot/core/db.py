@@ -111,6 +111,7 @@ class Database:
         self._write_engine = (make_engine(url, **{**kw, "pool_pre_ping": False, "pool_size": 2, "max_overflow": 2})
                               if is_postgres(self.engine) else self.engine)
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
+        self.is_postgres = is_postgres(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -122,6 +123,13 @@ class Database:
     def write_session(self) -> Iterator[Session]:
         """session() for the group-commit writer (bot/core/groupcommit.py), on its own pool."""
         with self._write_sessions() as s, s.begin():
+            yield s
+
+    @contextmanager
+    def autocommit_write(self) -> Iterator[Session]:
+        """A session on the writer's pool without a transaction of its own: each statement commits as it
+        runs. Only for a caller whose writes are one statement (bot/core/groupcommit.py)."""
+        with self._write_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c, Session(bind=c) as s:
             yield s
 
     @contextmanager

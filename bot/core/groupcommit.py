@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -42,6 +43,11 @@ class Batched:
     # Whether a commit holding this unit may have given the worker something to do; a commit of
     # /feedback captures only must not wake it (each wake is a claim transaction competing for the lock).
     wakes_worker = True
+    # Whether `run_batch` writes with a single statement on PostgreSQL (reads besides are fine): a commit
+    # of such units alone then runs without BEGIN and COMMIT (Database.autocommit_write), one round trip
+    # instead of three. Each round trip is a wait for the GIL the edge's event loop holds, and those
+    # waits were most of the writer's time under load (README "Measured on this machine", *Acks*).
+    one_statement_on_postgres = False
 
     @classmethod
     def run_batch(cls, session: Session, units: list[Any]) -> list[Any]:
@@ -223,7 +229,7 @@ class GroupCommitter:
             return
         outcomes: list[tuple[bool, Any]]
         try:
-            with self.db.write_session() as s:
+            with self._session_for(units) as s:
                 results = self._execute(s, units)
             outcomes = [(True, r) for r in results]
         except BaseException:
@@ -261,6 +267,16 @@ class GroupCommitter:
                 log.exception("on_commit hook failed")
         for (_, loop, fut), (ok, value) in zip(live, outcomes, strict=True):
             self._deliver(loop, fut, ok, value)
+
+    def _session_for(self, units: list[Unit]) -> AbstractContextManager[Session]:
+        """A transaction, or on PostgreSQL a session without one when the units are all of one batch
+        that writes with a single statement (`Batched.one_statement_on_postgres`): that statement is
+        its own transaction, so the units are committed together or not at all, as in a transaction."""
+        first = units[0]
+        if (isinstance(first, Batched) and first.one_statement_on_postgres and self.db.is_postgres
+                and all(type(u) is type(first) and u.batch_key == first.batch_key for u in units)):
+            return self.db.autocommit_write()
+        return self.db.write_session()
 
     def _alone(self, fn: Unit) -> tuple[bool, Any]:
         """One unit in its own transaction; its outcome is known only once its commit has returned."""

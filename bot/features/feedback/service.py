@@ -105,9 +105,12 @@ def capture_feedback(
 
 
 _VOTE_INSERT = insert(FeedbackVote)
+
+
 @dataclass
 class CommandText(Batched):
-    """One `/feedback TEXT` for the group commit; many are captured with three statements."""
+    """One `/feedback TEXT` for the group commit; many are captured with one statement on PostgreSQL
+    (`_CAPTURE_PG`), three on SQLite."""
 
     team_id: str
     channel: str
@@ -121,6 +124,8 @@ class CommandText(Batched):
     # The duplicate check is found by the worker's next poll (<= 1 s): a commit of captures must not
     # start a claim transaction competing with the edge for the write lock (bot/core/groupcommit.py).
     wakes_worker = False
+    # On PostgreSQL a batch is written by one statement, atomic on its own (`_capture_commands_pg`).
+    one_statement_on_postgres = True
 
     @classmethod
     def run_batch(cls, session: Session, units: list[Any]) -> list[Any]:
@@ -134,33 +139,18 @@ def capture_command_texts(session: Session, reqs: list[CommandText]) -> list[dic
     `votes`, `created`). Writes are INSERT … ON CONFLICT DO NOTHING, so a repeated request
     (same trigger_id) returns the item it made the first time.
     """
-    pg = is_postgres(session)
-    accounts: dict[tuple[str, str], tuple[str | None, float | None]] = {}
-    if not pg:  # on PostgreSQL the insert itself reads the channel's account (one round trip less)
-        for team, ch, customer, arr in session.execute(
-                select(Channel.team_id, Channel.channel_id, Channel.customer, Channel.customer_arr)
-                .where(Channel.channel_id.in_({r.channel for r in reqs}), Channel.customer.is_not(None))):
-            accounts[(team, ch)] = (customer, arr)
     now = utcnow()
     rows: list[dict[str, Any]] = []
     for r in reqs:
-        text = (r.text or "").strip()[:MAX_TEXT]
-        customer, arr = accounts.get((r.team_id, r.channel), (None, None))
-        rows.append({"team_id": r.team_id, "source_key": f"cmd:{r.team_id}:{r.request_key}"[:255], "text": text,
-                     "kind": "feedback", "area": None, "customer": customer, "arr": arr, "channel": r.channel,
-                     "ts": None, "thread_ts": None, "permalink": None, "reporter": r.user, "captured_by": r.user,
-                     "source": "command", "status": "active", "text_pending": False, "created_at": now,
-                     "updated_at": now})
-    new_ids = _insert_feedback_rows(session, rows)
-    if new_ids:
-        session.connection().execute(_VOTE_INSERT, [
-            {"feedback_id": new_ids[row["source_key"]], "user_id": row["reporter"], "via": "capture",
-             "created_at": now} for row in rows if row["source_key"] in new_ids])
-        checks = [merging.suggestion_job(team_id=r.team_id, feedback_id=new_ids[row["source_key"]], user=r.user,
-                                         channel=r.channel, response_url=r.response_url)
-                  for r, row in zip(reqs, rows, strict=True) if r.suggest and row["source_key"] in new_ids]
-        if checks:
-            insert_ignore_many(session, Job, checks, conflict=["key"])
+        rows.append({"team_id": r.team_id, "source_key": f"cmd:{r.team_id}:{r.request_key}"[:255],
+                     "text": (r.text or "").strip()[:MAX_TEXT], "kind": "feedback", "area": None, "customer": None,
+                     "arr": None, "channel": r.channel, "ts": None, "thread_ts": None, "permalink": None,
+                     "reporter": r.user, "captured_by": r.user, "source": "command", "status": "active",
+                     "text_pending": False, "created_at": now, "updated_at": now})
+    if is_postgres(session):
+        new_ids = _capture_commands_pg(session, reqs, rows, now)
+    else:
+        new_ids = _capture_commands(session, reqs, rows, now)
     missing = [row["source_key"] for row in rows if row["source_key"] not in new_ids]
     existing = {f.source_key: f for f in session.scalars(select(Feedback).where(Feedback.source_key.in_(missing)))} \
         if missing else {}
@@ -181,41 +171,84 @@ def capture_command_texts(session: Session, reqs: list[CommandText]) -> list[dic
     return out
 
 
-def _insert_feedback_rows(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING for many rows -> {source_key: new id}.
+def _capture_commands(session: Session, reqs: list[CommandText], rows: list[dict[str, Any]],
+                      now: datetime) -> dict[str, int]:
+    """Three statements for a commit's worth of captures: the items (INSERT … ON CONFLICT DO NOTHING
+    RETURNING), the capturers' votes, the duplicate checks. -> {source_key: new id}; `rows` get their
+    channel's account (customer, ARR)."""
+    accounts = {(team, ch): (customer, arr) for team, ch, customer, arr in session.execute(
+        select(Channel.team_id, Channel.channel_id, Channel.customer, Channel.customer_arr)
+        .where(Channel.channel_id.in_({r.channel for r in reqs}), Channel.customer.is_not(None)))}
+    for row in rows:
+        row["customer"], row["arr"] = accounts.get((row["team_id"], row["channel"]), (None, None))
+    new_ids = {key: fid for fid, key in session.connection().execute(_FEEDBACK_INSERT(session), rows).all()}
+    if new_ids:
+        # One vote and one check per new item, though a double click may have brought its request twice.
+        firsts = {row["source_key"]: (req, row) for req, row in reversed(list(zip(reqs, rows, strict=True)))
+                  if row["source_key"] in new_ids}.values()
+        session.connection().execute(_VOTE_INSERT, [
+            {"feedback_id": new_ids[row["source_key"]], "user_id": row["reporter"], "via": "capture",
+             "created_at": now} for _, row in firsts])
+        checks = [merging.suggestion_job(team_id=r.team_id, feedback_id=new_ids[row["source_key"]], user=r.user,
+                                         channel=r.channel, response_url=r.response_url)
+                  for r, row in firsts if r.suggest]
+        if checks:
+            insert_ignore_many(session, Job, checks, conflict=["key"])
+    return new_ids
 
-    On PostgreSQL, SQLAlchemy sends RETURNING-executemany as one multi-VALUES statement that psycopg
-    must re-parse every time (its size varies); psycopg's own pipelined executemany reuses one
-    prepared statement. Measured in bench/ack.py. There each new row also takes its channel's account
-    (customer, ARR) in the same statement, written back into `rows`: a separate SELECT first was a
-    round trip per commit, a third of the writer's time under load (py-spy).
-    """
-    if not is_postgres(session):
-        return {key: fid for fid, key in session.connection().execute(_FEEDBACK_INSERT(session), rows).all()}
-    cols = [c for c in rows[0] if c not in ("customer", "arr")]
-    account = ("(SELECT c.{} FROM channels c WHERE c.team_id = %s AND c.channel_id = %s "
-               "AND c.customer IS NOT NULL)")
-    sql = (f"INSERT INTO feedback ({', '.join(cols)}, customer, arr) "
-           f"VALUES ({', '.join(['%s'] * len(cols))}, {account.format('customer')}, {account.format('customer_arr')}) "
-           "ON CONFLICT (source_key) DO NOTHING RETURNING id, source_key, customer, arr")
-    # Columns typed UTCDateTime hold naive UTC (see bot/core/models.py).
-    params = [(*(row[c].astimezone(UTC).replace(tzinfo=None) if isinstance(row[c], datetime) else row[c] for c in cols),
-               row["team_id"], row["channel"], row["team_id"], row["channel"]) for row in rows]
+
+# PostgreSQL: the whole commit's captures in ONE statement with a fixed text (psycopg prepares it once):
+# the requests arrive as arrays, each new item takes its channel's account, and its capture vote and its
+# duplicate check (the rows `_capture_commands` writes, `merging.suggestion_job`'s key and payload) are
+# written by the same statement. Three statements and their round trips were most of the group-commit
+# writer's time under load (README "Measured on this machine", *Acks*).
+_CAPTURE_PG = """
+WITH req AS (
+    SELECT * FROM unnest(%(team)s::text[], %(key)s::text[], %(text)s::text[], %(channel)s::text[],
+                         %(user)s::text[], %(suggest)s::bool[], %(response_url)s::text[])
+        AS r(team_id, source_key, text, channel, reporter, suggest, response_url)
+), new AS (
+    INSERT INTO feedback (team_id, source_key, text, kind, customer, arr, channel, reporter, captured_by, source,
+                          status, text_pending, created_at, updated_at)
+    SELECT r.team_id, r.source_key, r.text, 'feedback', c.customer, c.customer_arr, r.channel, r.reporter,
+           r.reporter, 'command', 'active', false, %(now)s, %(now)s
+    FROM req r LEFT JOIN channels c ON c.team_id = r.team_id AND c.channel_id = r.channel AND c.customer IS NOT NULL
+    ON CONFLICT (source_key) DO NOTHING
+    RETURNING id, team_id, source_key, channel, reporter, customer, arr
+), votes AS (
+    INSERT INTO feedback_votes (feedback_id, user_id, via, created_at)
+    SELECT id, reporter, 'capture', %(now)s FROM new
+), checks AS (
+    INSERT INTO jobs (key, kind, team_id, payload, status, attempts, run_after, created_at)
+    SELECT 'similar:' || n.id, 'feedback.similar', n.team_id,
+           json_build_object('feedback_id', n.id, 'user', n.reporter, 'channel', n.channel,
+                             'response_url', r.response_url),
+           'pending', 0, %(now)s, %(now)s
+    FROM new n JOIN (SELECT DISTINCT ON (source_key) * FROM req) r ON r.source_key = n.source_key
+    WHERE r.suggest
+    ON CONFLICT (key) DO NOTHING
+)
+SELECT id, source_key, customer, arr FROM new
+"""
+
+
+def _capture_commands_pg(session: Session, reqs: list[CommandText], rows: list[dict[str, Any]],
+                         now: datetime) -> dict[str, int]:
+    """`_capture_commands` in one round trip (`_CAPTURE_PG`)."""
+    naive = now.astimezone(UTC).replace(tzinfo=None)  # UTCDateTime columns hold naive UTC (bot/core/models.py)
+    params = {"team": [r["team_id"] for r in rows], "key": [r["source_key"] for r in rows],
+              "text": [r["text"] for r in rows], "channel": [r["channel"] for r in rows],
+              "user": [r["reporter"] for r in rows], "suggest": [q.suggest for q in reqs],
+              "response_url": [q.response_url for q in reqs], "now": naive}
     raw = session.connection().connection.driver_connection
     out: dict[str, int] = {}
-    by_key: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_key.setdefault(row["source_key"], []).append(row)  # the same trigger twice in one commit
     with raw.cursor() as cur:  # type: ignore[union-attr]
-        cur.executemany(sql, params, returning=True)
-        while True:
-            found = cur.fetchone()
-            if found:
-                out[found[1]] = found[0]
-                for row in by_key[found[1]]:
-                    row.update(customer=found[2], arr=found[3])
-            if not cur.nextset():
-                break
+        cur.execute(_CAPTURE_PG, params, prepare=True)
+        found = {key: (fid, customer, arr) for fid, key, customer, arr in cur.fetchall()}
+    for row in rows:
+        if (hit := found.get(row["source_key"])) is not None:
+            out[row["source_key"]] = hit[0]
+            row["customer"], row["arr"] = hit[1], hit[2]
     return out
 
 
