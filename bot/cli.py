@@ -63,16 +63,17 @@ def cmd_socket(args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
+    # --companion: started by `loopline serve` (bot/companion.py), which has migrated the database already.
+    # Tied to that server's life first of all: the imports below take seconds on a small machine.
+    if args.companion:
+        from bot.companion import ParentPipe, die_with_parent
+
+        die_with_parent(args.parent_pid)
     s = _settings()
     if not s.slack_bot_token and not s.oauth_enabled:
         raise ConfigError("SLACK_BOT_TOKEN is not set (or set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET)")
     from bot.runtime import Runtime
 
-    # --companion: started by `loopline serve` (bot/companion.py), which has migrated the database already.
-    if args.companion:
-        from bot.companion import ParentPipe, die_with_parent
-
-        die_with_parent()
     rt = Runtime(s, migrate=not args.companion)
     stop = threading.Event()
     if args.companion:
@@ -249,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address for --metrics-port (default 0.0.0.0: reachable by a Prometheus in another container)")
     p.add_argument("--companion", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--port-fd", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(fn=cmd_scheduler)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
     sub.add_parser("new-key", help="print a new key for LOOPLINE_ENCRYPTION_KEY").set_defaults(fn=cmd_new_key)

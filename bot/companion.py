@@ -59,7 +59,7 @@ class WorkerProcess:
 
     @staticmethod
     def command(port_fd: int) -> list[str]:
-        return [sys.executable, "-m", "bot", "scheduler", "--companion",
+        return [sys.executable, "-m", "bot", "scheduler", "--companion", "--parent-pid", str(os.getpid()),
                 "--metrics-host", "127.0.0.1", "--metrics-port", "0", "--port-fd", str(port_fd)]
 
     def start(self) -> None:
@@ -174,10 +174,14 @@ class WorkerProcess:
             proc.wait(timeout=5)
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent: int | None = None) -> None:
     """In the worker process (Linux): the kernel kills it the moment the server that started it dies,
     however it dies, as a `kill -9` of one process took its worker threads with it; its jobs' leases then
-    hand them to the next process. Elsewhere the pipe's end of file stops it, after the job in hand."""
+    hand them to the next process. Elsewhere the pipe's end of file stops it, after the job in hand.
+
+    `parent`: the server's pid. One killed before this call (while the child was still starting) can't
+    signal it any more: the child, adopted by another process, exits here instead of running on as an
+    orphan that posts what the next server will post too (seen as a flaky kill -9 test)."""
     try:
         import ctypes
 
@@ -185,6 +189,9 @@ def die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if parent is not None and os.getppid() != parent:
+        sys.stderr.write(f"loopline: the server (pid {parent}) that started this worker is gone; exiting\n")
+        os._exit(0)
 
 
 class ParentPipe:

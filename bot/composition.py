@@ -9,6 +9,7 @@ threads, exporters to `loopline export`, Home sections to App Home.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bot.features import Background, Exporter, Feature, Listeners, Periodic
 from bot.features.announcements.feature import feature as announcements_feature
@@ -22,6 +23,10 @@ from bot.features.subscriptions.feature import feature as subscriptions_feature
 from bot.features.workspaces.feature import feature as workspaces_feature
 from bot.queue.core import Jobs
 from bot.queue.events import dispatcher
+
+if TYPE_CHECKING:
+    from bot.slack.commands import DirectCommand
+    from bot.slack.edge import Edge
 
 # The product's features, as a person using Loopline sees them ("workspaces" is the plumbing under them).
 PRODUCT_FEATURES = ("feedback", "subscriptions", "announcements", "decisions", "digests", "home")
@@ -58,6 +63,16 @@ def worker_jobs(features: Sequence[Feature]) -> Jobs:
 
 def listeners(features: Sequence[Feature]) -> list[Listeners]:
     return [f.listeners for f in features if f.listeners is not None]
+
+
+def direct_commands(features: Sequence[Feature], edge: Edge) -> dict[str, DirectCommand]:
+    out: dict[str, DirectCommand] = {}
+    for f in features:
+        for command, handler in (f.direct_commands(edge) if f.direct_commands else {}).items():
+            if command in out:
+                raise ValueError(f"two direct handlers for {command}")
+            out[command] = handler
+    return out
 
 
 def periodic(features: Sequence[Feature]) -> list[Periodic]:

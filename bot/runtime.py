@@ -112,6 +112,10 @@ class Runtime:
                          oauth_stores=self.oauth_stores,
                          request_verification=request_verification, metrics=self.metrics)
 
+    def direct_commands(self) -> dict[str, Any]:
+        """The features' slash commands answered without Bolt's dispatch (bot/slack/commands.py)."""
+        return composition.direct_commands(self.features, self.edge)
+
     def start_background(self, *, worker: bool = True, scheduler: bool = True) -> None:
         if worker:
             self.worker.start()

@@ -27,6 +27,7 @@ from bot.core.httplimits import INSTALL_BURST, INSTALL_PER_SECOND, BodyLimits, R
 from bot.metrics import RequestMeter, authorised, request_kind
 from bot.runtime import Runtime
 from bot.slack.app import fixed_authorization
+from bot.slack.commands import DirectCommands
 from bot.slack.events import LeanInbox
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,12 @@ def create_asgi_app(rt: Runtime, *, background: bool = True, scheduler: bool = T
     metrics = rt.metrics
     metrics_token = rt.settings.secret("loopline_metrics_token")
 
-    # Events of a single-workspace install skip Bolt's dispatch (bot/slack/events.py LeanInbox).
-    lean = None if rt.oauth_stores is not None else LeanInbox(
-        rt.edge, fixed_authorization(rt.settings.secret("slack_bot_token") or "", rt.bot_identity()))
+    # Events, and /feedback TEXT, of a single-workspace install skip Bolt's dispatch (bot/slack/events.py
+    # LeanInbox, bot/slack/commands.py DirectCommands).
+    lean, direct = None, None
+    if rt.oauth_stores is None:
+        auth = fixed_authorization(rt.settings.secret("slack_bot_token") or "", rt.bot_identity())
+        lean, direct = LeanInbox(rt.edge, auth), DirectCommands(rt.edge, auth, rt.direct_commands())
 
     async def slack_events(request: Request) -> Response:
         body = await request.body()
@@ -74,6 +78,10 @@ def create_asgi_app(rt: Runtime, *, background: bool = True, scheduler: bool = T
                 log.exception("event not stored (event_id %s)", envelope.get("event_id"))
                 return JSONResponse({"error": "not stored; retry"}, status_code=500)
             return Response(status_code=200)
+        if direct is not None and (command := direct.take(body, request.headers.get("content-type", ""))) is not None:
+            request.state.slack_kind = "command"
+            if (answered := await direct.handle(command)) is not None:
+                return to_starlette_response(answered)
         try:
             # AsyncSlackRequestHandler.handle's POST branch, keeping the request Bolt parsed: its kind
             # labels the ack's latency in /metrics (RequestMeter reads it from the request's state).

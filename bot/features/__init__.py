@@ -35,10 +35,14 @@ if TYPE_CHECKING:  # types only: features must not import the runtime or Bolt to
     from slack_bolt.async_app import AsyncApp
 
     from bot.runtime import Runtime
+    from bot.slack.commands import DirectCommand
     from bot.slack.edge import Edge
 
 # Registers a feature's Bolt listeners on the app, through the edge.
 Listeners = Callable[["AsyncApp", "Edge"], None]
+# A feature's slash commands answered without Bolt's dispatch {"/command": handler}, built with the edge
+# (bot/slack/commands.py).
+DirectCommands = Callable[["Edge"], dict[str, "DirectCommand"]]
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ Background = Callable[["Runtime"], Running]
 class Feature:
     name: str
     listeners: Listeners | None = None
+    direct_commands: DirectCommands | None = None
     jobs: Jobs = field(default_factory=Jobs)  # job handlers {kind: fn} and event routes
     periodic: tuple[Periodic, ...] = ()
     background: tuple[Background, ...] = ()

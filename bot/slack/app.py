@@ -29,6 +29,32 @@ def fixed_authorization(token: str, identity: dict[str, Any]) -> AuthorizeResult
                            bot_id=identity.get("bot_id"), bot_user_id=identity.get("user_id"))
 
 
+def answer_error(error: Exception, body: dict[str, Any]) -> BoltResponse | None:
+    """The app's one error handler (Bolt's, and the direct commands' in bot/slack/commands.py): logs the
+    failure with a reference and tells the person where they are, privately, with that reference."""
+    ref = uuid.uuid4().hex[:8]
+    # Context is bound here rather than in a middleware: a Bolt middleware on every request
+    # costs more than the inbox write itself, and listeners that succeed log nothing.
+    event = body.get("event") or {}
+    with bind(team=team_of(body), event_id=body.get("event_id"),
+              channel=body.get("channel_id") or event.get("channel") or (body.get("channel") or {}).get("id"),
+              user=body.get("user_id") or event.get("user") or (body.get("user") or {}).get("id")):
+        log.error("listener failed (ref %s): %r", ref, error, exc_info=error)
+    message = f":warning: Something went wrong on our side (reference `{ref}`); please try again."
+    if body.get("type") == "view_submission":
+        # Keep the modal open with the reason next to its first input, so nothing typed is lost.
+        blocks = (body.get("view") or {}).get("blocks") or []
+        first_input = next((b.get("block_id") for b in blocks if b.get("type") == "input"), None)
+        if first_input:
+            return BoltResponse(status=200, headers={"content-type": "application/json"},
+                                body=json.dumps({"response_action": "errors",
+                                                 "errors": {first_input: f"Something went wrong (ref {ref}); try again."}}))
+    if body.get("command") or body.get("response_url"):
+        return BoltResponse(status=200, headers={"content-type": "application/json"},
+                            body=json.dumps({"response_type": "ephemeral", "text": message}))
+    return None
+
+
 def build_app(edge: Edge, *, listeners: Sequence[Callable[[AsyncApp, Edge], None]],
               bot_identity: dict[str, Any] | None = None, oauth_stores: tuple[Any, Any] | None = None,
               request_verification: bool = True, metrics: Any = None) -> AsyncApp:
@@ -73,27 +99,7 @@ def build_app(edge: Edge, *, listeners: Sequence[Callable[[AsyncApp, Edge], None
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse | None:
-        ref = uuid.uuid4().hex[:8]
-        # Context is bound here rather than in a middleware: a Bolt middleware on every request
-        # costs more than the inbox write itself, and listeners that succeed log nothing.
-        event = body.get("event") or {}
-        with bind(team=team_of(body), event_id=body.get("event_id"),
-                  channel=body.get("channel_id") or event.get("channel") or (body.get("channel") or {}).get("id"),
-                  user=body.get("user_id") or event.get("user") or (body.get("user") or {}).get("id")):
-            log.error("listener failed (ref %s): %r", ref, error, exc_info=error)
-        message = f":warning: Something went wrong on our side (reference `{ref}`); please try again."
-        if body.get("type") == "view_submission":
-            # Keep the modal open with the reason next to its first input, so nothing typed is lost.
-            blocks = (body.get("view") or {}).get("blocks") or []
-            first_input = next((b.get("block_id") for b in blocks if b.get("type") == "input"), None)
-            if first_input:
-                return BoltResponse(status=200, headers={"content-type": "application/json"},
-                                    body=json.dumps({"response_action": "errors",
-                                                     "errors": {first_input: f"Something went wrong (ref {ref}); try again."}}))
-        if body.get("command") or body.get("response_url"):
-            return BoltResponse(status=200, headers={"content-type": "application/json"},
-                                body=json.dumps({"response_type": "ephemeral", "text": message}))
-        return None
+        return answer_error(error, body)
 
     events.register(app, edge)
     for register in listeners:

@@ -33,6 +33,8 @@ def feature(*, on_links_moved: merging.LinksMoved) -> Feature:
     return Feature(
         name="feedback",
         listeners=register,
+        # `/feedback TEXT`, the command typed all day, skips Bolt's dispatch where it can (bot/slack/commands.py).
+        direct_commands=lambda edge: {"/feedback": listeners.FeedbackListeners(edge).direct_feedback_command},
         jobs=handlers,
         exporters={"feedback": Exporter(service.EXPORT_FIELDS,
                                         lambda s, all_: service.export_feedback(s, include_withdrawn=all_))},

@@ -80,9 +80,12 @@ class FeedbackListeners:
     # --- /feedback -----------------------------------------------------------------------------
 
     async def feedback_command(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
-        team, channel, user = await self.edge.workspace(body, context), body["channel_id"], body["user_id"]
         action, args = parse_feedback_command(body.get("text", ""))
-        if action != "capture" and self.edge.outside(body, context) is not False:
+        if action == "capture":
+            await ack(**await self.capture(body, context, args["text"]))
+            return
+        team, channel, user = await self.edge.workspace(body, context), body["channel_id"], body["user_id"]
+        if self.edge.outside(body, context) is not False:
             await ack(**render.ephemeral(OUTSIDER_REFUSAL))
             return
         if action == "modal":
@@ -120,14 +123,20 @@ class FeedbackListeners:
             await find_listeners.answer_command(self.edge, body, team, action, args)
             await ack()
             return
-        if action == "account":
-            # "/feedback account page times out" is feedback, "/feedback account Acme 120k" a mapping:
-            # text can't tell them apart, so the person chooses and nothing is lost or remapped silently.
-            await ack(**render.account_question(args["name"], args["arr"], body.get("text", "")))
-            return
+        # What is left is "account": "/feedback account page times out" is feedback, "/feedback account
+        # Acme 120k" a mapping; text can't tell them apart, so the person chooses and nothing is lost or
+        # remapped silently.
+        await ack(**render.account_question(args["name"], args["arr"], body.get("text", "")))
 
-        text = args["text"]
+    async def direct_feedback_command(self, body: dict[str, Any], context: Any) -> dict[str, Any] | None:
+        """`/feedback TEXT` without Bolt's dispatch (bot/slack/commands.py): the ack's arguments, or None
+        for every other form of the command, which `feedback_command` answers through Bolt."""
+        action, args = parse_feedback_command(body.get("text", ""))
+        return await self.capture(body, context, args["text"]) if action == "capture" else None
 
+    async def capture(self, body: dict[str, Any], context: Any, text: str) -> dict[str, Any]:
+        """`/feedback TEXT`: captured in one group-committed write; the ack is the private confirmation."""
+        team, channel, user = await self.edge.workspace(body, context), body["channel_id"], body["user_id"]
         outsider = self.edge.outside(body, context) is not False
         new = await self.edge.writer.run(fb_svc.CommandText(team_id=team, channel=channel, user=user, text=text,
                                                             request_key=body.get("trigger_id") or text,
@@ -136,7 +145,7 @@ class FeedbackListeners:
         fb = render.FeedbackSummary(id=new["id"], text=new["text"], kind=new.get("kind", "feedback"),
                                     votes=new["votes"], customer=new["customer"], arr=new["arr"], reporter=user)
         msg_text, blocks = render.capture_confirmation(fb, created=new["created"], outsider=outsider)
-        await ack(response_type="ephemeral", text=msg_text, blocks=blocks)
+        return {"response_type": "ephemeral", "text": msg_text, "blocks": blocks}
 
     async def open_feedback_modal(self, body: dict[str, Any], client: AsyncWebClient) -> None:
         team, channel = team_of(body), body["channel_id"]
