@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
@@ -53,7 +55,8 @@ def supported_url(url: str) -> str:
 def make_engine(url: str, **kw: Any) -> Engine:
     url = supported_url(url)
     if url.startswith("sqlite"):
-        kw.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        kw.setdefault("connect_args", {"check_same_thread": False, "timeout": 30,
+                                       "factory": _writers_in_turn(threading.Lock())})
         engine = create_engine(url, **kw)
 
         @event.listens_for(engine, "connect")
@@ -71,14 +74,69 @@ def make_engine(url: str, **kw: Any) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             # Long reads (digests, exports) must not hold the write lock the edge needs for its acks.
-            readonly = conn.get_execution_options().get("loopline_readonly")
-            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+            if conn.get_execution_options().get("loopline_readonly"):
+                conn.exec_driver_sql("BEGIN")
+                return
+            dbapi_conn = conn.connection.dbapi_connection
+            turn = getattr(dbapi_conn, "take_turn", None)  # absent when connect_args gave another factory
+            if turn is not None:
+                turn()
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                if turn is not None:
+                    dbapi_conn.end_turn()
+                raise
 
         return engine
     kw.setdefault("pool_pre_ping", True)
     kw.setdefault("pool_size", 10)
     kw.setdefault("max_overflow", 20)
     return create_engine(url, **kw)
+
+
+def _writers_in_turn(writers: threading.Lock) -> type[sqlite3.Connection]:
+    """sqlite3 connections whose write transactions take turns on a lock of this process.
+
+    SQLite has one write lock, and a writer that finds it taken sleeps and retries (the busy handler:
+    1, 2, 5 … 100 ms between tries), so after a short write by the worker the edge's next commit could
+    sleep tens of milliseconds with the lock already free (acks' p99 at 170-600 ms under bench/ack.py,
+    py-spy showing both waiting in BEGIN IMMEDIATE). Writers of one process instead wait on this lock,
+    handed over the moment a transaction ends; another process (`loopline import` beside `serve`) still
+    meets SQLite's own lock and busy handler."""
+
+    class WritersInTurn(sqlite3.Connection):
+        holds = False
+
+        def take_turn(self) -> None:
+            if not writers.acquire(timeout=30):  # SQLite's own busy timeout (connect_args)
+                raise sqlite3.OperationalError("database is locked (another writer of this process held it 30 s)")
+            self.holds = True
+
+        def end_turn(self) -> None:
+            if self.holds:
+                self.holds = False
+                writers.release()
+
+        def commit(self) -> None:
+            try:
+                super().commit()
+            finally:
+                self.end_turn()
+
+        def rollback(self) -> None:
+            try:
+                super().rollback()
+            finally:
+                self.end_turn()
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                self.end_turn()
+
+    return WritersInTurn
 
 
 def is_unavailable(e: BaseException) -> bool:

@@ -240,9 +240,11 @@ class Worker:
     def claim(self, limit: int | None = None) -> list[Job]:
         now = clock.now()
         pending = (Job.status == "pending",)
+        q = (select(Job).where(*pending, Job.run_after <= now, lease.free(Job, now))
+             .order_by(Job.id).limit(limit or self.batch))
+        if lease.none_due(self.db, q):
+            return []
         with self.db.session() as s:
-            q = (select(Job).where(*pending, Job.run_after <= now, lease.free(Job, now))
-                 .order_by(Job.id).limit(limit or self.batch))
             seen = list(s.scalars(lease.due(s, q)))
             s.expunge_all()  # the objects keep what was read; attempts is counted below
             taken = lease.take(s, Job, [j.id for j in seen], now=now, until=now + self.lease, where=pending,

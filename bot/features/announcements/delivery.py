@@ -192,16 +192,18 @@ class DeliveryLoop:
         now = clock.now()
         D, A = Delivery, Announcement
         pace = self.budget.claim_filter(D.team_id, D.channel)
+        needs_work = or_(
+            D.status.in_(("pending", "sending")),
+            and_(D.status == "sent", or_(A.version > D.version_sent, A.status == "retracted")),
+        )
+        q = (select(D).join(A, A.id == D.announcement_id)
+             .where(D.next_attempt_at <= now, lease.free(D, now), needs_work)
+             .order_by(D.next_attempt_at, D.id).limit(1))
+        if pace is not None:
+            q = q.where(pace)
+        if lease.none_due(self.db, q):
+            return None
         with self.db.session() as s:
-            needs_work = or_(
-                D.status.in_(("pending", "sending")),
-                and_(D.status == "sent", or_(A.version > D.version_sent, A.status == "retracted")),
-            )
-            q = (select(D).join(A, A.id == D.announcement_id)
-                 .where(D.next_attempt_at <= now, lease.free(D, now), needs_work)
-                 .order_by(D.next_attempt_at, D.id).limit(1))
-            if pace is not None:
-                q = q.where(pace)
             d = s.scalars(lease.due(s, q, of=D)).first()
             if d is None:
                 return None

@@ -74,10 +74,12 @@ def claim_run(db: Database, *, now: datetime | None = None, run_id: int | None =
     """Take the lease on one due run (or on `run_id`); None if there is none or another poster has it."""
     now = now or clock.now()
     active = (DigestRun.status.in_(_ACTIVE),)
+    q = select(DigestRun.id).where(*active, lease.free(DigestRun, now)).order_by(DigestRun.id).limit(1)
+    if run_id is not None:
+        q = q.where(DigestRun.id == run_id)
+    if lease.none_due(db, q):
+        return None
     with db.session() as s:
-        q = select(DigestRun.id).where(*active, lease.free(DigestRun, now)).order_by(DigestRun.id).limit(1)
-        if run_id is not None:
-            q = q.where(DigestRun.id == run_id)
         rid = s.scalar(lease.due(s, q, of=DigestRun))
         if rid is None:
             return None
