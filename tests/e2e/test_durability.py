@@ -42,8 +42,8 @@ def test_acked_captures_survive_kill_9_and_complete_after_restart(env, fake, db,
     # Restart with the worker: everything acked is completed, once.
     full = BotProcess.serve(env, log=tmp_path / "full.log")
     try:
-        fake.wait_until(lambda: len(export(db)) == len(stamps) + 1, timeout=20)
-        fake.wait_until(lambda: len(confirmations(fake, REP)) == len(stamps), timeout=20)
+        fake.wait_until(lambda: len(export(db)) == len(stamps) + 1, timeout=40)
+        fake.wait_until(lambda: len(confirmations(fake, REP)) == len(stamps), timeout=40)
     finally:
         full.stop()
     recs = export(db)

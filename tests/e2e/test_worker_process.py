@@ -67,8 +67,8 @@ def test_the_worker_runs_in_its_own_lower_priority_process(web, fake, db):
     assert niceness(worker["process"]) == niceness(web.proc.pid) + 10
 
     capture(web, fake, TEXTS[0])
-    fake.wait_until(lambda: [r for r in export(db) if r["text"] == TEXTS[0]], timeout=20)
-    fake.wait_until(lambda: fake.ephemerals(user=REP), timeout=10)  # the capturer is told, by the child
+    fake.wait_until(lambda: [r for r in export(db) if r["text"] == TEXTS[0]], timeout=40)
+    fake.wait_until(lambda: fake.ephemerals(user=REP), timeout=30)  # the capturer is told, by the child
 
     # One exposition: the child's Web API calls (it fetched the reacted message) are in the server's
     # /metrics, with the worker counted as running and one process's own figures, not two.
@@ -88,9 +88,9 @@ def test_a_worker_process_that_dies_is_restarted_and_the_work_goes_on(web, fake,
     down = fake.wait_until(lambda: (r := health(web)).status_code == 503 and r.json(), timeout=5)
     assert "worker process has stopped" in down["reason"]
     capture(web, fake, TEXTS[1])
-    back = fake.wait_until(lambda: (w := health(web).json()["worker"])["running"] and w, timeout=15)
+    back = fake.wait_until(lambda: (w := health(web).json()["worker"])["running"] and w, timeout=30)
     assert back["process"] != first and back["restarts"] == 1
-    fake.wait_until(lambda: [r for r in export(db) if r["text"] == TEXTS[1]], timeout=20)
+    fake.wait_until(lambda: [r for r in export(db) if r["text"] == TEXTS[1]], timeout=40)
 
 
 def test_the_worker_process_dies_with_its_server_even_inside_a_job(web, fake, db):
@@ -102,7 +102,7 @@ def test_the_worker_process_dies_with_its_server_even_inside_a_job(web, fake, db
     fake.latency_for["conversations.replies"] = 30.0
     child = health(web).json()["worker"]["process"]
     capture(web, fake, TEXTS[0])
-    fake.wait_until(lambda: claimed(db), timeout=20)
+    fake.wait_until(lambda: claimed(db), timeout=40)
     time.sleep(0.5)  # now inside the 30-second call
     web.kill9()
     deadline = time.monotonic() + 5  # the graceful way out would wait up to 10 s for the call
