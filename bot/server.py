@@ -63,7 +63,7 @@ def create_asgi_app(rt: Runtime, *, background: bool = True, scheduler: bool = T
     lean, direct = None, None
     if rt.oauth_stores is None:
         auth = fixed_authorization(rt.settings.secret("slack_bot_token") or "", rt.bot_identity())
-        lean, direct = LeanInbox(rt.edge, auth), DirectCommands(rt.edge, auth, rt.direct_commands())
+        lean, direct = LeanInbox(rt.edge, auth), DirectCommands(auth, rt.direct_commands())
 
     async def slack_events(request: Request) -> Response:
         body = await request.body()

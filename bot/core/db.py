@@ -162,14 +162,14 @@ class Database:
         self._read_sessions = sessionmaker(
             self.engine.execution_options(loopline_readonly=True), expire_on_commit=False
         )
+        self.is_postgres = is_postgres(self.engine)
         # The group-commit writer's own pool on PostgreSQL, without the ping before each checkout: it
         # checks a connection out for every batch, and the ping was a quarter of the writer's time under
         # load (py-spy, bench/ack.py). A connection that died fails its batch, whose units are then
         # replayed one by one on fresh connections (bot/core/groupcommit.py) before anything is acked.
         self._write_engine = (make_engine(url, **{**kw, "pool_pre_ping": False, "pool_size": 2, "max_overflow": 2})
-                              if is_postgres(self.engine) else self.engine)
+                              if self.is_postgres else self.engine)
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
-        self.is_postgres = is_postgres(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -24,7 +24,6 @@ from slack_bolt.response import BoltResponse
 
 from bot.slack.app import answer_error
 from bot.slack.compat import parse_body
-from bot.slack.edge import Edge
 
 FORM = "application/x-www-form-urlencoded"
 # Given the parsed command and the install's context: the ack's arguments, or None to leave the request
@@ -33,8 +32,8 @@ DirectCommand = Callable[[dict[str, Any], Any], Awaitable[dict[str, Any] | None]
 
 
 class DirectCommands:
-    def __init__(self, edge: Edge, auth: AuthorizeResult, handlers: Mapping[str, DirectCommand]):
-        self.edge, self.auth, self.handlers = edge, auth, dict(handlers)
+    def __init__(self, auth: AuthorizeResult, handlers: Mapping[str, DirectCommand]):
+        self.auth, self.handlers = auth, dict(handlers)
 
     def take(self, body: bytes, content_type: str) -> dict[str, Any] | None:
         """The parsed command when a direct handler exists for it, else None (Bolt will see it)."""

@@ -77,7 +77,7 @@ def stored(db) -> dict[str, Any]:
 def test_direct_answers_and_stores_what_bolt_does(edge, db):
     app = build_app(edge, listeners=composition.listeners(composition.build_features()), bot_identity=IDENTITY,
                     request_verification=False)
-    direct = DirectCommands(edge, fixed_authorization("xoxb-test", IDENTITY),
+    direct = DirectCommands(fixed_authorization("xoxb-test", IDENTITY),
                             composition.direct_commands(composition.build_features(), edge))
 
     async def through_bolt() -> list[tuple[int, str, Any]]:
@@ -116,7 +116,7 @@ def test_direct_answers_and_stores_what_bolt_does(edge, db):
 
 
 def test_a_failing_capture_gets_the_apps_error_answer(edge, db):
-    direct = DirectCommands(edge, fixed_authorization("xoxb-test", IDENTITY),
+    direct = DirectCommands(fixed_authorization("xoxb-test", IDENTITY),
                             composition.direct_commands(composition.build_features(), edge))
     edge.writer.close()  # the database writer is gone: nothing can be stored
     taken = direct.take(CAPTURES[0], FORM)
@@ -141,7 +141,7 @@ def test_a_failing_capture_gets_the_apps_error_answer(edge, db):
     (b"command=%2Ffeedback&text=\xff\xfe", FORM),  # not UTF-8
 ])
 def test_what_the_direct_path_leaves_to_bolt(edge, body, content_type):
-    direct = DirectCommands(edge, fixed_authorization("xoxb-test", IDENTITY),
+    direct = DirectCommands(fixed_authorization("xoxb-test", IDENTITY),
                             composition.direct_commands(composition.build_features(), edge))
     taken = direct.take(body, content_type)
     assert taken is None or asyncio.run(direct.handle(taken)) is None
