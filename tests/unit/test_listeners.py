@@ -4,7 +4,9 @@ ack goes through one path (Edge.ack_then), never Bolt's lazy listeners."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -61,12 +63,18 @@ def test_the_digest_command_answers_in_the_ack_alone(edge, text, says):
     assert "<!channel>" not in answer["text"]  # the user's words are escaped on the way back
 
 
-def test_show_reads_the_schedule_it_was_given(edge, db):
+def test_show_reads_the_schedule_it_was_given(edge, db, pinned_clock):
     with db.session() as s:
         schedules.save_schedule(s, team_id="T0001", channel="C0PRODUCT", cadence="weekly", weekday=0,
                                 at_time="09:00", timezone="Europe/Berlin", areas=["Billing & <invoices>"], by="U0PM")
     text = DigestListeners(edge).show("T0001", "C0PRODUCT")["text"]
-    assert "every Monday at 09:00 (Europe/Berlin)" in text and "Next one: Mon 15 Jun 09:00" in text
+    # The first Monday 09:00 in Berlin after the pinned clock, whatever date it is pinned to.
+    local = pinned_clock.astimezone(ZoneInfo("Europe/Berlin"))
+    nine = local.replace(hour=9, minute=0, second=0, microsecond=0)
+    monday = nine + timedelta(days=(-local.weekday()) % 7)
+    if monday <= local:
+        monday += timedelta(days=7)
+    assert "every Monday at 09:00 (Europe/Berlin)" in text and f"Next one: Mon {monday.day} {monday:%b} 09:00" in text
     assert "&lt;invoices&gt;" in text  # the area is the users' words: escaped
 
 
